@@ -1,0 +1,7 @@
+"""``python -m poisonguard``."""
+
+import sys
+
+from poisonguard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Boundary checks shared by every public entry point.
+
+Messages follow one pattern: "'name' must be <expected> (got <value>)".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from poisonguard.errors import InputError
+
+__all__ = ["check_choice", "check_rng", "resolve_budget"]
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a one-line :class:`InputError`."""
+    if value not in choices:
+        raise InputError(f"'{name}' must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def check_rng(rng: Any) -> np.random.Generator:
+    """Require a :class:`numpy.random.Generator`; seeds belong to the caller."""
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(
+            f"'rng' must be a numpy.random.Generator, e.g. np.random.default_rng(0) "
+            f"(got {type(rng).__name__})"
+        )
+    return rng
+
+
+def resolve_budget(rate: float | None, count: int | None, n_rows: int, *, what: str = "rows") -> int:
+    """Turn a fraction (``rate``) or a number (``count``) of rows into a row count.
+
+    ``rate`` is a fraction of ``n_rows`` in (0, 1]; ``count`` a positive integer. Exactly one
+    of them may be given. The count is ``round(rate * n_rows)``, at least 1.
+    """
+    if rate is not None and count is not None:
+        raise InputError("give either 'rate' or 'count', not both")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise InputError(f"'count' must be a positive integer (got {count!r})")
+        return int(count)
+    if rate is None:
+        raise InputError("a budget is needed: give 'rate' (fraction of rows) or 'count'")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        raise InputError(f"'rate' must be a number in (0, 1] (got {rate!r})")
+    if not 0.0 < float(rate) <= 1.0:
+        raise InputError(f"'rate' must be in (0, 1] (got {rate})")
+    return max(1, round(float(rate) * n_rows))

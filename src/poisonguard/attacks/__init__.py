@@ -1,0 +1,28 @@
+"""Poisoning attacks, one module per family, registered by name in :data:`ATTACKS`.
+
+Every attack keeps one contract: ``Attack(**params).poison(dataset, rng=rng)`` returns a
+:class:`PoisonResult` with the poisoned copy, the mask of poisoned rows and where each row
+came from; the input is never changed and the same seed gives the same bytes.
+"""
+
+from poisonguard.attacks._base import ATTACKS, Attack, PoisonResult, Target, get_attack
+from poisonguard.attacks.availability import Availability
+from poisonguard.attacks.backdoor import Backdoor
+from poisonguard.attacks.clean_label import CleanLabelBackdoor
+from poisonguard.attacks.feature_collision import FeatureCollision
+from poisonguard.attacks.label_flip import LabelFlip
+from poisonguard.attacks.subpopulation import Subpopulation
+from poisonguard.attacks.triggers import (
+    BlendTrigger,
+    FeatureTrigger,
+    PatchTrigger,
+    TokenTrigger,
+    Trigger,
+    fit_trigger,
+    load_trigger,
+)
+
+__all__ = ["ATTACKS", "Attack", "Availability", "Backdoor", "BlendTrigger", "CleanLabelBackdoor",
+           "FeatureCollision", "FeatureTrigger", "LabelFlip", "PatchTrigger", "PoisonResult",
+           "Subpopulation", "Target", "TokenTrigger", "Trigger", "fit_trigger", "get_attack",
+           "load_trigger"]

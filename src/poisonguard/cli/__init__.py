@@ -1,0 +1,27 @@
+"""The ``poisonguard`` command line. One module per command group.
+
+Exit codes: 0 done; 1 findings over ``--fail-on``; 2 bad input or usage; 3 integrity failure.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from poisonguard.cli import attack as _attack
+from poisonguard.cli import data as _data
+from poisonguard.cli import redteam as _redteam
+from poisonguard.cli._common import app, run_app
+
+__all__ = ["app", "entry", "main"]
+
+_ = (_attack, _data, _redteam)  # command modules register themselves on ``app``
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of raising ``SystemExit``."""
+    return run_app(sys.argv[1:] if argv is None else argv)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""What every command shares: the Typer app, data loading, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from poisonguard.dataset import Dataset
+from poisonguard.errors import InputError, IntegrityError, PoisonguardError
+
+__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "app", "fail", "load_data", "run_app"]
+
+EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
+
+app = typer.Typer(
+    name="poisonguard",
+    help="Red-team, scan, harden, trace and monitor training data against data poisoning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> None:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_data(data: str, *, label: str = "label", id_col: str | None = None,
+              source_col: str | None = None) -> Dataset:
+    """A data file, or the name of a built-in data set when no such file exists."""
+    from poisonguard import io
+    from poisonguard.datasets import DATASETS, load_dataset
+
+    if not Path(data).exists() and data in DATASETS:
+        return load_dataset(data)
+    if not Path(data).exists() and Path(data).suffix == "":
+        raise InputError(f"{data}: no such file, and not a built-in data set "
+                         f"({', '.join(sorted(DATASETS))})")
+    return io.load(data, label=label, id_col=id_col, source_col=source_col)
+
+
+def run_app(argv: list[str]) -> int:
+    """Run the app on ``argv``; poisonguard errors become one line on stderr and an exit code.
+
+    Usage errors are Typer's own (exit 2); a traceback is only ever shown for our own bugs.
+    """
+    try:
+        app(args=argv, prog_name="poisonguard")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except IntegrityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_INTEGRITY
+    except PoisonguardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_INPUT
+    return 0
+
+
+def echo_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    """Print rows as a table on stdout (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    table = Table(title=title, show_lines=False)
+    for key in rows[0]:
+        table.add_column(str(key))
+    for row in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console(width=160).print(table)

@@ -1,0 +1,148 @@
+"""``poisonguard attacks``, ``poisonguard attack`` and ``poisonguard trigger apply``."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.errors import InputError
+
+__all__ = ["attack", "list_attacks", "trigger_apply"]
+
+trigger_app = typer.Typer(help="Work with saved backdoor triggers.", no_args_is_help=True)
+app.add_typer(trigger_app, name="trigger")
+
+Opt = typer.Option
+
+
+@app.command("attacks")
+def list_attacks() -> None:
+    """List the registered attacks, one line each."""
+    from poisonguard.attacks import ATTACKS
+
+    echo_table([{"attack": name, "family": cls.family, "data": ",".join(cls.modalities),
+                 "what it does": cls.summary} for name, cls in sorted(ATTACKS.items())])
+
+
+def _attack_params(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments for attack ``name`` from the CLI options that were set."""
+    from poisonguard.attacks import get_attack
+
+    cls = get_attack(name)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    if name == "feature-collision" and options.get("target_class") is not None:
+        options["base_class"] = options.pop("target_class")
+    params = {}
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        if key not in accepted:
+            flags = ", ".join(sorted("--" + p.replace("_", "-") for p in accepted))
+            raise InputError(f"option --{key.replace('_', '-')} does not apply to attack {name!r} "
+                             f"(it takes {flags})")
+        params[key] = value
+    return params
+
+
+@app.command("attack")
+def attack(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    attack: Annotated[str, Opt("--attack", "-a", help="Attack name (see `poisonguard attacks`).")],
+    out: Annotated[Path, Opt("--out", "-o", help="Poisoned data, written in the input's format.")],
+    truth: Annotated[Path | None, Opt(help="Ground truth CSV (row_id,poisoned,source_index); "
+                                           "default: OUT with .truth.csv")] = None,
+    label: Annotated[str, Opt(help="Label column.")] = "label",
+    id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
+    source_col: Annotated[str | None, Opt(help="Source / contributor column.")] = None,
+    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    rate: Annotated[float | None, Opt(help="Budget as a fraction of rows.")] = None,
+    count: Annotated[int | None, Opt(help="Budget as a number of rows.")] = None,
+    strategy: Annotated[str | None, Opt(help="label-flip: random, class or greedy.")] = None,
+    source_class: Annotated[str | None, Opt(help="Class whose rows are attacked.")] = None,
+    target_class: Annotated[str | None, Opt(help="Class the attack pushes towards.")] = None,
+    where: Annotated[str | None, Opt(help="subpopulation: group filter, e.g. 'age > 60'.")] = None,
+    method: Annotated[str | None, Opt(help="subpopulation: inject|flip; clean-label: "
+                                           "adversarial|interpolate.")] = None,
+    trigger: Annotated[str | None, Opt(help="Backdoor trigger: patch, blend, feature or token.")] = None,
+    trigger_size: Annotated[int | None, Opt(help="Patch side in pixels.")] = None,
+    trigger_value: Annotated[float | None, Opt(help="Patch or feature value.")] = None,
+    alpha: Annotated[float | None, Opt(help="Blend opacity in (0, 1).")] = None,
+    columns: Annotated[str | None, Opt(help="Feature trigger columns, comma-separated.")] = None,
+    token: Annotated[str | None, Opt(help="Token trigger word or phrase.")] = None,
+    model: Annotated[str | None, Opt(help="Surrogate model: logreg or mlp.")] = None,
+    target_row: Annotated[str | None, Opt(help="feature-collision: id of the victim row (taken "
+                                               "out of the data).")] = None,
+    inject: Annotated[bool, Opt("--inject", help="backdoor: add triggered copies instead of "
+                                                 "changing rows.")] = False,
+    save_trigger: Annotated[Path | None, Opt(help="Write the backdoor trigger as JSON.")] = None,
+) -> None:
+    """Poison a dataset and write the poisoned copy with its ground truth."""
+    from poisonguard import io
+    from poisonguard.attacks import get_attack
+
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    io.file_format(out)
+    params = _attack_params(attack, {
+        "rate": rate, "count": count, "strategy": strategy, "source_class": source_class,
+        "target_class": target_class, "where": where, "method": method, "trigger": trigger,
+        "trigger_size": trigger_size, "trigger_value": trigger_value, "alpha": alpha,
+        "columns": tuple(c.strip() for c in columns.split(",")) if columns else None,
+        "token": token, "model": model, "inject": inject})
+    default_ids = ds.has_default_ids
+    if target_row is not None:
+        if attack != "feature-collision":
+            raise InputError(f"option --target-row does not apply to attack {attack!r}")
+        hit = np.flatnonzero(ds.ids == target_row)
+        if not hit.size:
+            raise InputError(f"--target-row {target_row!r} is not a row id of {data}")
+        params["target"] = ds.take(hit).X
+        ds = ds.take(np.flatnonzero(ds.ids != target_row))
+    result = get_attack(attack)(**params).poison(ds, rng=np.random.default_rng(seed))
+    if target_row is not None:  # rows were taken out before the attack: index the input file
+        keep = np.flatnonzero(load_data(data, label=label, id_col=id_col,
+                                        source_col=source_col).ids != target_row)
+        src = np.where(result.source_index >= 0, keep[np.maximum(result.source_index, 0)], -1)
+        result = type(result)(**{**result.__dict__, "source_index": src})
+    poisoned = result.dataset
+    if default_ids:  # no id column: row ids are the output's row numbers
+        poisoned = poisoned.replace(ids=None)
+    truth_path = truth or out.with_name(out.name.split(".")[0] + ".truth.csv")
+    if save_trigger is not None:
+        if result.trigger is None:
+            raise InputError(f"--save-trigger: attack {attack!r} has no trigger")
+        io.write_text(save_trigger, result.trigger.to_json())
+    io.save(poisoned, out)
+    frame = result.truth()
+    frame["row_id"] = poisoned.ids
+    with io.atomic_path(truth_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    typer.echo(f"{attack}: poisoned {result.n_poisoned} of {poisoned.n_rows} rows -> {out} "
+               f"(truth: {truth_path})", err=True)
+    if result.target is not None:
+        who = ", ".join(result.target.ids) or str(target_row)
+        typer.echo(f"target row {who} is aimed at class {result.target.label}", err=True)
+
+
+@trigger_app.command("apply")
+def trigger_apply(
+    trigger_file: Annotated[Path, typer.Argument(help="Trigger JSON from --save-trigger.")],
+    data: Annotated[str, typer.Argument(help="Data to stamp (CSV, Parquet, NPZ, or built-in name).")],
+    out: Annotated[Path, Opt("--out", "-o", help="Triggered copy, format from its extension.")],
+    label: Annotated[str, Opt(help="Label column.")] = "label",
+    id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
+    source_col: Annotated[str | None, Opt(help="Source column.")] = None,
+) -> None:
+    """Stamp a saved trigger onto every row of DATA (labels unchanged)."""
+    from poisonguard import io
+    from poisonguard.attacks import load_trigger
+
+    trig = load_trigger(trigger_file)
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    io.file_format(out)
+    io.save(trig.apply_dataset(ds), out)
+    typer.echo(f"applied {trig.kind} trigger to {ds.n_rows} rows -> {out}", err=True)

@@ -1,0 +1,45 @@
+"""``poisonguard redteam``: every applicable attack at a few budgets, clean vs poisoned model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.errors import InputError
+
+__all__ = ["redteam"]
+
+
+@app.command("redteam")
+def redteam(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the table and plots.")],
+    model: Annotated[str, typer.Option(help="Victim model: logreg, mlp or cnn.")] = "logreg",
+    budgets: Annotated[str, typer.Option(help="Poison budgets (fractions), comma-separated.")] = (
+        "0.01,0.05,0.1"),
+    attacks: Annotated[str | None, typer.Option(help="Attacks to run, comma-separated "
+                                                     "(default: every applicable one).")] = None,
+    label: Annotated[str, typer.Option(help="Label column.")] = "label",
+    id_col: Annotated[str | None, typer.Option(help="Row id column.")] = None,
+    source_col: Annotated[str | None, typer.Option(help="Source column.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    test_size: Annotated[float, typer.Option(help="Share of rows held out for testing.")] = 0.3,
+) -> None:
+    """Red-team a dataset: poison the training split with each attack, retrain, measure."""
+    from poisonguard.evaluation import run_redteam
+
+    try:
+        fractions = tuple(float(b) for b in budgets.split(","))
+    except ValueError:
+        raise InputError(f"--budgets must be comma-separated fractions (got {budgets!r})") from None
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    names = tuple(a.strip() for a in attacks.split(",")) if attacks else None
+    report = run_redteam(ds, model=model, budgets=fractions, attacks=names, seed=seed,
+                         test_size=test_size)
+    written = report.write(out)
+    cols = ["attack", "variant", "budget", "clean_accuracy", "poisoned_accuracy", "attack_success"]
+    echo_table(report.table[cols].to_dict("records"), title=f"red team: {ds.name} ({model})")
+    typer.echo(f"wrote {', '.join(p.name for p in written)} -> {out}", err=True)

@@ -1,0 +1,274 @@
+"""The one data model every capability shares: :class:`Dataset`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.errors import InputError
+
+__all__ = ["Dataset", "Modality", "Origin"]
+
+Modality = Literal["tabular", "image", "text"]
+MODALITIES: tuple[Modality, ...] = ("tabular", "image", "text")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a dataset was read from, so that saving can keep the file's format and columns.
+
+    ``columns`` is the file's column order (CSV / Parquet); ``dtypes`` the original dtype of
+    each feature column by name; ``npz_keys`` the arrays an NPZ file held.
+    """
+
+    path: str
+    format: Literal["csv", "parquet", "npz"]
+    label: str = "label"
+    id_col: str | None = None
+    source_col: str | None = None
+    columns: tuple[str, ...] = ()
+    dtypes: tuple[tuple[str, str], ...] = ()
+    npz_keys: tuple[str, ...] = ()
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+def _as_labels(y: Any, n: int) -> np.ndarray:
+    arr = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+    if arr.ndim != 1:
+        raise InputError(f"'y' must be one-dimensional (got shape {arr.shape})")
+    if len(arr) != n:
+        raise InputError(f"length mismatch: X has {n} rows but y has {len(arr)}")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise InputError(f"label of row {int(np.flatnonzero(bad)[0])} is missing or not finite")
+        if np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+        raise InputError("labels must be integers or strings (got non-integer floats)")
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    as_obj = arr.astype(object)
+    missing = pd.isna(as_obj)
+    if missing.any():
+        raise InputError(f"label of row {int(np.flatnonzero(missing)[0])} is missing")
+    return np.asarray([str(v) for v in as_obj], dtype=str)
+
+
+def _check_finite_frame(X: pd.DataFrame) -> None:
+    for j, col in enumerate(X.columns):
+        values = X.iloc[:, j]
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = ~np.isfinite(v)
+        else:
+            bad = values.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(f"row {i}, column '{col}': value is {values.iloc[i]!r}; features "
+                             "must be finite (impute or drop missing values first)")
+
+
+def _check_finite_array(X: np.ndarray, names: Sequence[str]) -> None:
+    if X.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(X)
+    if bad.any():
+        flat = np.argwhere(bad)[0]
+        i = int(flat[0])
+        where = f"column '{names[int(flat[1])]}'" if X.ndim == 2 else f"pixel {tuple(flat[1:])}"
+        raise InputError(f"row {i}, {where}: value is {X[tuple(flat)]}; features must be finite")
+
+
+def _infer_modality(X: Any) -> Modality:
+    if isinstance(X, pd.DataFrame):
+        return "tabular"
+    if X.ndim == 1:
+        return "text"
+    if X.ndim == 2:
+        return "tabular"
+    if X.ndim in (3, 4):
+        return "image"
+    raise InputError(f"'X' must have 1 (text), 2 (tabular) or 3-4 (image) dimensions (got {X.ndim})")
+
+
+@dataclass(frozen=True, init=False, eq=False)
+class Dataset:
+    """A labelled training set: features, labels, row ids and optional per-row sources.
+
+    ``X`` is a numeric array ``(n, d)`` (tabular), ``(n, h, w[, c])`` (image), a 1-D array of
+    strings (text), or a DataFrame for tabular data with categorical columns. Arrays are copied
+    and made read-only; ``ids`` default to the row numbers as strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = Dataset(np.eye(3), [0, 1, 1])
+    >>> ds.n_rows, ds.modality, list(ds.ids), list(ds.classes)
+    (3, 'tabular', ['0', '1', '2'], [np.int64(0), np.int64(1)])
+    """
+
+    X: Any
+    y: np.ndarray
+    ids: np.ndarray
+    sources: np.ndarray | None
+    modality: Modality
+    feature_names: tuple[str, ...]
+    name: str
+    origin: Origin | None = field(default=None)
+
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        ids: Any = None,
+        sources: Any = None,
+        modality: Modality | None = None,
+        feature_names: Sequence[str] | None = None,
+        name: str = "dataset",
+        origin: Origin | None = None,
+    ) -> None:
+        if isinstance(X, pd.DataFrame):
+            Xv: Any = X.copy(deep=True).reset_index(drop=True)
+            Xv.columns = [str(c) for c in Xv.columns]
+            names: tuple[str, ...] = tuple(Xv.columns)
+            n = len(Xv)
+        else:
+            Xa = np.asarray(X)
+            if Xa.ndim == 0:
+                raise InputError("'X' must be an array of rows (got a scalar)")
+            n = Xa.shape[0]
+            kind = _infer_modality(Xa) if modality is None else modality
+            if kind == "text":
+                if Xa.ndim != 1:
+                    raise InputError(f"text 'X' must be one string per row (got shape {Xa.shape})")
+                Xa = np.asarray([str(t) for t in Xa], dtype=object)
+            elif Xa.dtype.kind not in "iufb":
+                raise InputError(f"'X' must be numeric for {kind} data (got dtype {Xa.dtype})")
+            Xv = Xa
+            width = Xa.shape[1] if Xa.ndim == 2 else 0
+            names = tuple(str(c) for c in feature_names) if feature_names is not None else tuple(
+                f"x{j}" for j in range(width))
+        if n == 0:
+            raise InputError("the dataset has no rows")
+        kind = modality or _infer_modality(Xv)
+        if kind not in MODALITIES:
+            raise InputError(f"'modality' must be one of {', '.join(MODALITIES)} (got {kind!r})")
+        if isinstance(Xv, pd.DataFrame):
+            if kind != "tabular":
+                raise InputError(f"a DataFrame 'X' must be tabular (got modality {kind!r})")
+            _check_finite_frame(Xv)
+        else:
+            if kind == "tabular" and Xv.ndim != 2:
+                raise InputError(f"tabular 'X' must be 2-D (got shape {Xv.shape})")
+            if kind == "image" and Xv.ndim not in (3, 4):
+                raise InputError(f"image 'X' must be (n, h, w) or (n, h, w, c) (got {Xv.shape})")
+            if kind == "tabular" and len(names) != Xv.shape[1]:
+                raise InputError(f"'feature_names' has {len(names)} names for {Xv.shape[1]} columns")
+            _check_finite_array(Xv, names)
+            Xv = _readonly(Xv)
+        labels = _readonly(_as_labels(y, n))
+        if ids is None:
+            id_arr = np.arange(n).astype(str)
+        else:
+            id_arr = np.asarray([str(v) for v in np.asarray(ids, dtype=object)], dtype=str)
+            if len(id_arr) != n:
+                raise InputError(f"length mismatch: X has {n} rows but ids has {len(id_arr)}")
+            uniq, counts = np.unique(id_arr, return_counts=True)
+            if (counts > 1).any():
+                dup = uniq[np.argmax(counts > 1)]
+                rows = np.flatnonzero(id_arr == dup)[:2]
+                raise InputError(f"duplicate id {dup!r} at rows {rows[0]} and {rows[1]}; "
+                                 "ids must be unique")
+        src = None
+        if sources is not None:
+            src = np.asarray([str(v) for v in np.asarray(sources, dtype=object)], dtype=str)
+            if len(src) != n:
+                raise InputError(f"length mismatch: X has {n} rows but sources has {len(src)}")
+            src = _readonly(src)
+        for key, value in (("X", Xv), ("y", labels), ("ids", _readonly(id_arr)), ("sources", src),
+                           ("modality", kind), ("feature_names", names), ("name", name),
+                           ("origin", origin)):
+            object.__setattr__(self, key, value)
+
+    # ----------------------------------------------------------------- views
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return len(self.y)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Sorted distinct labels."""
+        return np.unique(self.y)
+
+    @property
+    def is_frame(self) -> bool:
+        """True when ``X`` is a DataFrame (tabular data with categorical columns)."""
+        return isinstance(self.X, pd.DataFrame)
+
+    @property
+    def has_default_ids(self) -> bool:
+        """True when the ids are the row numbers ``0 .. n-1``."""
+        return bool(np.array_equal(self.ids, np.arange(self.n_rows).astype(str)))
+
+    def frame(self) -> pd.DataFrame:
+        """Features as a DataFrame (text: one column ``text``; images: one column per pixel)."""
+        if isinstance(self.X, pd.DataFrame):
+            return cast(pd.DataFrame, self.X.copy())
+        if self.modality == "text":
+            return pd.DataFrame({"text": self.X})
+        flat = self.X.reshape(self.n_rows, -1)
+        names = list(self.feature_names) if self.modality == "tabular" else [
+            f"px{j}" for j in range(flat.shape[1])]
+        return pd.DataFrame(flat, columns=names)
+
+    # ----------------------------------------------------------- new copies
+    def replace(self, **changes: Any) -> Dataset:
+        """A new dataset with some fields replaced (the input is untouched)."""
+        fields = {"X": self.X, "y": self.y, "ids": self.ids, "sources": self.sources,
+                  "modality": self.modality, "feature_names": self.feature_names,
+                  "name": self.name, "origin": self.origin}
+        fields.update(changes)
+        X, y = fields.pop("X"), fields.pop("y")
+        return Dataset(X, y, **fields)
+
+    def take(self, index: Any) -> Dataset:
+        """Rows ``index`` (integer positions or a boolean mask) as a new dataset."""
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        X = self.X.iloc[idx] if isinstance(self.X, pd.DataFrame) else self.X[idx]
+        return self.replace(X=X, y=self.y[idx], ids=self.ids[idx],
+                            sources=None if self.sources is None else self.sources[idx])
+
+    def features_like(self, X: Any) -> Any:
+        """``X`` cast back to this dataset's feature dtype (integers rounded and clipped)."""
+        if self.modality == "text":
+            return X
+        if isinstance(self.X, pd.DataFrame):
+            frame = pd.DataFrame(X, columns=self.X.columns).copy()
+            for col in self.X.columns:
+                kind = self.X[col].dtype.kind
+                if kind in "iu" and frame[col].dtype != self.X[col].dtype:
+                    frame[col] = np.rint(frame[col].to_numpy(dtype=np.float64)).astype(self.X[col].dtype)
+            return frame
+        arr = np.asarray(X)
+        if self.X.dtype.kind in "iu":
+            info = np.iinfo(self.X.dtype)
+            arr = np.clip(np.rint(arr), info.min, info.max)
+        elif self.X.dtype.kind == "b":
+            arr = arr > 0.5
+        return arr.astype(self.X.dtype)

