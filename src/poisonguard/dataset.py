@@ -73,7 +73,8 @@ def _check_finite_frame(X: pd.DataFrame) -> None:
             bad = values.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"row {i}, column '{col}': value is {values.iloc[i]!r}; features "
+            what = "missing" if pd.isna(values.iloc[i]) else str(values.iloc[i])
+            raise InputError(f"row {i}, column '{col}': value is {what}; features "
                              "must be finite (impute or drop missing values first)")
 
 
@@ -84,7 +85,8 @@ def _check_finite_array(X: np.ndarray, names: Sequence[str]) -> None:
     if bad.any():
         flat = np.argwhere(bad)[0]
         i = int(flat[0])
-        where = f"column '{names[int(flat[1])]}'" if X.ndim == 2 else f"pixel {tuple(flat[1:])}"
+        pixel = tuple(int(v) for v in flat[1:])
+        where = f"column '{names[int(flat[1])]}'" if X.ndim == 2 else f"pixel {pixel}"
         raise InputError(f"row {i}, {where}: value is {X[tuple(flat)]}; features must be finite")
 
 
@@ -187,7 +189,7 @@ class Dataset:
             if (counts > 1).any():
                 dup = uniq[np.argmax(counts > 1)]
                 rows = np.flatnonzero(id_arr == dup)[:2]
-                raise InputError(f"duplicate id {dup!r} at rows {rows[0]} and {rows[1]}; "
+                raise InputError(f"duplicate id {str(dup)!r} at rows {rows[0]} and {rows[1]}; "
                                  "ids must be unique")
         src = None
         if sources is not None:

@@ -143,7 +143,7 @@ def check_class(dataset: Dataset, value: Any, param: str) -> Any:
     classes = dataset.classes
     for cand in (value, _maybe_int(value)):
         if cand is not None and cand in set(classes.tolist()):
-            return classes[classes.tolist().index(cand)]
+            return classes.tolist()[classes.tolist().index(cand)]  # a plain Python value
     raise InputError(f"'{param}' {value!r} is not a label in the data; labels are: "
                      f"{', '.join(map(str, classes))}")
 
