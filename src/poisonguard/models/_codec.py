@@ -63,7 +63,7 @@ class NumericCodec:
 
     def decode(self, Z: np.ndarray) -> Any:
         """Crafted rows back in the template's form: dtype, shape, categories, value range."""
-        Z = np.clip(Z, self.lo, self.hi)
+        raw, Z = Z, np.clip(Z, self.lo, self.hi)
         ds = self.template
         if not ds.is_frame:
             return ds.features_like(Z.reshape((Z.shape[0], *ds.X.shape[1:])))
@@ -75,7 +75,7 @@ class NumericCodec:
                 values = np.rint(values).astype(ds.X[col].dtype)
             out[col] = values
         for col, cats in self.categories:
-            block = Z[:, j:j + len(cats)]
+            block = raw[:, j:j + len(cats)]
             out[col] = np.asarray(cats, dtype=object)[block.argmax(axis=1)]
             j += len(cats)
         return pd.DataFrame(out)[list(ds.X.columns)]
