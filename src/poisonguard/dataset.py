@@ -114,8 +114,8 @@ class Dataset:
     --------
     >>> import numpy as np
     >>> ds = Dataset(np.eye(3), [0, 1, 1])
-    >>> ds.n_rows, ds.modality, list(ds.ids), list(ds.classes)
-    (3, 'tabular', ['0', '1', '2'], [np.int64(0), np.int64(1)])
+    >>> ds.n_rows, ds.modality, ds.ids.tolist(), ds.classes.tolist()
+    (3, 'tabular', ['0', '1', '2'], [0, 1])
     """
 
     X: Any

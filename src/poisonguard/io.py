@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,25 +50,37 @@ def _check_readable(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------ reading tables
-def _check_csv_shape(path: Path) -> None:
-    """Refuse ragged rows: every line must have as many fields as the header."""
+def _check_csv_shape(path: Path) -> list[int]:
+    """Refuse ragged rows: every line must have as many fields as the header.
+
+    Returns the line each row starts on (quoted fields may span lines; blank lines are skipped).
+    """
+    starts: list[int] = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
             raise InputError(f"{path}: file is empty")
         width = len(header)
+        start = reader.line_num + 1
         for row in reader:
             if row and len(row) != width:
-                raise InputError(f"{path}: line {reader.line_num} has {len(row)} fields but the "
+                raise InputError(f"{path}: line {start} has {len(row)} fields but the "
                                  f"header has {width}")
+            if row:
+                starts.append(start)
+            start = reader.line_num + 1
+    return starts
 
 
-def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[int]]:
+    """The table and, for CSV, the line each row starts on."""
+    lines: list[int] = []
     try:
         if fmt == "csv":
-            _check_csv_shape(path)
-            df = pd.read_csv(path, keep_default_na=True)
+            lines = _check_csv_shape(path)
+            # ids and sources are names, read as text: "007" must not become 7
+            df = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(text_cols, str))
         else:
             df = pd.read_parquet(path)
     except InputError:
@@ -79,14 +93,14 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
     if df.shape[0] == 0:
         raise InputError(f"{path}: file has a header but no rows")
     df.columns = [str(c) for c in df.columns]
-    return df
+    return df, lines if len(lines) == len(df) else []
 
 
-def _line(fmt: str, i: int) -> str:
-    return f"row {i} (line {i + 2})" if fmt == "csv" else f"row {i}"
+def _line(lines: list[int], i: int) -> str:
+    return f"row {i} (line {lines[i]})" if i < len(lines) else f"row {i}"
 
 
-def _coerce_columns(df: pd.DataFrame, path: Path, fmt: str) -> pd.DataFrame:
+def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]) -> pd.DataFrame:
     """Numeric-looking columns become float; a stray word in one is an error naming the row."""
     out = {}
     for col in df.columns:
@@ -104,7 +118,7 @@ def _coerce_columns(df: pd.DataFrame, path: Path, fmt: str) -> pd.DataFrame:
             bad = np.flatnonzero(present & ~ok)
             if bad.size:
                 i = int(bad[0])
-                raise InputError(f"{path}: {_line(fmt, i)}, column '{col}': {s.iloc[i]!r} is not "
+                raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {s.iloc[i]!r} is not "
                                  "a number (the column is numeric)")
             out[col] = num
         else:
@@ -112,7 +126,7 @@ def _coerce_columns(df: pd.DataFrame, path: Path, fmt: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _nan_check(X: pd.DataFrame, path: Path, fmt: str) -> None:
+def _nan_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
     for col in X.columns:
         s = X[col]
         if pd.api.types.is_numeric_dtype(s.dtype):
@@ -122,13 +136,13 @@ def _nan_check(X: pd.DataFrame, path: Path, fmt: str) -> None:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             what = "missing" if pd.isna(s.iloc[i]) else f"{s.iloc[i]}"
-            raise InputError(f"{path}: {_line(fmt, i)}, column '{col}': value is {what}; "
+            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value is {what}; "
                              "features must be finite")
 
 
 def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_col: str | None,
                    source_col: str | None, modality: Modality | None) -> Dataset:
-    df = _read_table(path, fmt)
+    df, lines = _read_table(path, fmt, tuple(c for c in (id_col, source_col) if c is not None))
     columns = list(df.columns)
     for role, col in (("label", label), ("id", id_col), ("source", source_col)):
         if col is not None and col not in columns:
@@ -139,12 +153,13 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
     feats = [c for c in columns if c not in special]
     if not feats:
         raise InputError(f"{path}: no feature columns besides '{label}'")
-    missing_label = df[label].isna().to_numpy()
-    if missing_label.any():
-        i = int(np.flatnonzero(missing_label)[0])
-        raise InputError(f"{path}: {_line(fmt, i)}, column '{label}': label is missing")
-    X = _coerce_columns(df[feats], path, fmt)
-    _nan_check(X, path, fmt)
+    for role, col in (("label", label), ("id", id_col)):
+        missing = df[col].isna().to_numpy() if col is not None else ()
+        if np.any(missing):
+            i = int(np.flatnonzero(missing)[0])
+            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {role} is missing")
+    X = _coerce_columns(df[feats], path, lines)
+    _nan_check(X, path, lines)
     numeric = all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in feats)
     kind = modality or ("text" if len(feats) == 1 and not numeric else "tabular")
     origin = Origin(path=str(path), format=fmt, label=label, id_col=id_col, source_col=source_col,
@@ -166,14 +181,23 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
 
 def _npz_dataset(path: Path, modality: Modality | None) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        with path.open("rb") as fh:  # ours to close, also when numpy fails on a corrupt zip
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise InputError(f"{path}: holds a single .npy array, not an npz archive of "
+                                 "arrays 'X' and 'y' (write it with numpy.savez)")
+            with z:
+                arrays = {k: z[k] for k in z.files}
+    except InputError:
+        raise
     except ValueError as exc:
-        if "pickle" in str(exc):
+        if "Object arrays" in str(exc):
             raise InputError(f"{path}: holds pickled object arrays, which are never loaded; "
                              "store strings as fixed-width unicode arrays") from None
+        if "pickle" in str(exc):  # neither .npy nor zip: numpy could only unpickle it
+            raise InputError(f"{path}: not an npz archive (write it with numpy.savez)") from None
         raise InputError(f"{path}: cannot read as npz: {exc}") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: cannot read as npz: {exc}") from None
     missing = [k for k in ("X", "y") if k not in arrays]
     if missing:
@@ -201,8 +225,8 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
     categorical. NPZ: arrays ``X``, ``y`` and optional ``ids``, ``sources``, ``feature_names``.
     """
     p = Path(path)
-    fmt = file_format(p)
     _check_readable(p)
+    fmt = file_format(p)
     if fmt == "npz":
         return _npz_dataset(p, modality)
     return _table_dataset(p, fmt, label, id_col, source_col, modality)
@@ -213,15 +237,32 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory, expected a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                                   dir=target.parent)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write ({exc.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _file_mode(target))  # mkstemp makes 0600 files; keep the usual mode
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _file_mode(target: Path) -> int:
+    """The mode of the file being replaced, or the one a new file gets under the umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -272,7 +313,8 @@ def _save_npz(ds: Dataset, tmp: Path) -> None:
         arrays["ids"] = ds.ids
     if ds.sources is not None:
         arrays["sources"] = ds.sources
-    if "feature_names" in keys:
+    default_names = tuple(f"x{j}" for j in range(len(ds.feature_names)))
+    if "feature_names" in keys or ds.feature_names != default_names:
         arrays["feature_names"] = np.asarray(ds.feature_names, dtype=str)
     with tmp.open("wb") as fh:
         np.savez_compressed(fh, **arrays)

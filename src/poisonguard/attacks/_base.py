@@ -107,7 +107,7 @@ class Attack(ABC):
             raise InputError(f"attack {self.name!r} supports {', '.join(self.modalities)} data "
                              f"(got {dataset.modality})")
         if len(dataset.classes) < 2:
-            raise InputError(f"the data has a single class ({dataset.classes[0]!r}); poisoning "
+            raise InputError(f"the data has a single class ({dataset.classes.tolist()[0]!r}); poisoning "
                              "needs at least two")
         return self._poison(dataset, rng)
 

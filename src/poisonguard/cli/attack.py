@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from poisonguard._validation import resolve_budget
 from poisonguard.cli._common import app, echo_table, load_data
 from poisonguard.errors import InputError
 
@@ -102,7 +103,11 @@ def attack(
             raise InputError(f"--target-row {target_row!r} is not a row id of {data}")
         params["target"] = ds.take(hit).X
         ds = ds.take(np.flatnonzero(ds.ids != target_row))
-    result = get_attack(attack)(**params).poison(ds, rng=np.random.default_rng(seed))
+    resolve_budget(rate, count, ds.n_rows)  # parameter mistakes first, without the file name
+    try:
+        result = get_attack(attack)(**params).poison(ds, rng=np.random.default_rng(seed))
+    except InputError as exc:  # about this data: say which file
+        raise InputError(f"{data}: {exc}") from None
     if target_row is not None:  # rows were taken out before the attack: index the input file
         keep = np.flatnonzero(load_data(data, label=label, id_col=id_col,
                                         source_col=source_col).ids != target_row)
