@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sklearn.base import clone
 
 from poisonguard._validation import check_choice
@@ -20,6 +19,7 @@ from poisonguard.attacks._base import (
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.models import fit_quiet, make_model
+from poisonguard.models._influence import influence_direction, with_bias
 
 __all__ = ["LabelFlip"]
 
@@ -89,9 +89,7 @@ class LabelFlip(Attack):
         if self.rounds < 1:
             raise InputError(f"'rounds' must be a positive integer (got {self.rounds})")
         model = make_model(self.model, dataset, random_state=self.random_state)
-        F = model.steps[0][1].fit(dataset.X, dataset.y).transform(dataset.X)
-        F = sparse.hstack([F, np.ones((F.shape[0], 1))]).tocsr() if sparse.issparse(F) else (
-            np.hstack([F, np.ones((F.shape[0], 1))]))
+        F = with_bias(model.steps[0][1].fit(dataset.X, dataset.y).transform(dataset.X))
         clf = model.steps[-1][1]
         classes = dataset.classes
         truth = np.searchsorted(classes, dataset.y)
@@ -102,7 +100,8 @@ class LabelFlip(Attack):
         per_round = np.diff(np.linspace(0, n, self.rounds + 1).round().astype(int))
         for k in per_round[per_round > 0]:
             proba = fit_quiet(clone(clf), F, y).predict_proba(F)
-            gain = _flip_gain(F, proba, truth, float(getattr(clf, "C", 1.0)))
+            u = np.asarray(F @ influence_direction(F, proba, truth, float(getattr(clf, "C", 1.0))).T)
+            gain = u - u[np.arange(dataset.n_rows), truth][:, None]  # loss gain of c over truth
             if target is not None:
                 best = np.full(dataset.n_rows, np.searchsorted(classes, target))
             else:
@@ -115,27 +114,3 @@ class LabelFlip(Attack):
         rows = np.flatnonzero(flipped)
         return modify(self, dataset, rows, y_rows=y[rows])
 
-
-MAX_HESSIAN = 3000  # parameters (classes x features) up to which the exact Hessian is used
-
-
-def _flip_gain(F: Any, proba: np.ndarray, truth: np.ndarray, C: float) -> np.ndarray:
-    """First-order increase of the clean training loss from relabelling row i as class c.
-
-    Influence of swapping one row's label on a softmax-linear model: the change of the loss on
-    the true labels is ``(u_ic - u_iy) / n`` with ``u_i = H^-1 G x_i``, ``G`` the gradient of the
-    true-label loss and ``H`` the Hessian (identity when the model is too wide for it).
-    """
-    n, K = proba.shape
-    onehot = np.zeros_like(proba)
-    onehot[np.arange(n), truth] = 1.0
-    G = np.asarray((F.T @ (proba - onehot)).T)  # (K, D)
-    D = G.shape[1]
-    if K * D <= MAX_HESSIAN and not sparse.issparse(F):
-        S = proba[:, :, None] * (np.eye(K)[None] - proba[:, None, :])  # (n, K, K)
-        H = np.einsum("iab,ij,ik->ajbk", S, F, F, optimize=True).reshape(K * D, K * D)
-        H += np.eye(K * D) / C
-        G = np.linalg.solve(H, G.reshape(-1)).reshape(K, D)
-    u = np.asarray(F @ G.T)
-    gain: np.ndarray = u - u[np.arange(n), truth][:, None]
-    return gain
