@@ -96,6 +96,9 @@ def test_contract(name: str, kind: str, params: dict[str, Any]) -> None:
     assert np.array_equal(out.y[clean], ds.y[src])
     if not isinstance(ds.X, pd.DataFrame):
         assert np.array_equal(out.X[clean], ds.X[src])
+    if name == "subpopulation":  # the attacked group is reported, and every poisoned row is from it
+        assert res.group is not None and res.group.shape == (ds.n_rows,)
+        assert res.group[res.source_index[res.mask]].all()
     # poisoned rows differ from their source in features or label (or were injected)
     changed = res.source_index[res.mask]
     assert (changed == -1).any() or len(changed) == 10

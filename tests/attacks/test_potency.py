@@ -95,3 +95,25 @@ def test_feature_collision_flips_most_targets(cancer: Any) -> None:
         assert np.array_equal(res.dataset.y, train.y)  # clean-label: no label changes
         hits += int(_fit(res.dataset, "mlp").predict(test.X[i:i + 1])[0] == base)
     assert hits >= 4
+
+
+def test_subpopulation_breaks_one_cluster_and_spares_the_rest(digits: Any) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from poisonguard.attacks import Subpopulation
+    from poisonguard.models import featurizer
+
+    train, test, _ = digits
+    res = Subpopulation(rate=0.05).poison(train, rng=np.random.default_rng(0))
+    assert res.group is not None and 5 <= res.group.sum() <= res.n_poisoned
+    enc = featurizer(train).fit(train.X)
+    in_group = KNeighborsClassifier(n_neighbors=1).fit(enc.transform(train.X), res.group).predict(
+        enc.transform(test.X)).astype(bool)
+    clean, poisoned = _fit(train), _fit(res.dataset)
+
+    def acc(model: Any, mask: np.ndarray) -> float:
+        return float((model.predict(test.X[mask]) == test.y[mask]).mean())
+
+    assert in_group.sum() >= 5
+    assert acc(clean, in_group) - acc(poisoned, in_group) >= 0.3
+    assert acc(clean, ~in_group) - acc(poisoned, ~in_group) <= 0.03

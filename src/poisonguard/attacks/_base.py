@@ -34,7 +34,8 @@ class PoisonResult:
 
     ``mask`` is True for every poisoned row; ``source_index`` is the row of the input each
     output row came from (-1 for rows the attack injected). Backdoors carry their ``trigger``,
-    targeted attacks their ``target``.
+    targeted attacks their ``target``, subpopulation attacks the ``group`` they aimed at (a mask
+    over the input's rows).
     """
 
     dataset: Dataset
@@ -44,6 +45,7 @@ class PoisonResult:
     params: Mapping[str, Any] = field(default_factory=dict)
     trigger: Trigger | None = None
     target: Target | None = None
+    group: np.ndarray | None = None
 
     @property
     def n_poisoned(self) -> int:

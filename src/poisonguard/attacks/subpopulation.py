@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,8 @@ def select_group(dataset: Dataset, where: str | None, n_clusters: int, budget: i
                  rng: np.random.Generator, cluster: int | None = None) -> np.ndarray:
     """Boolean mask of the attacked group: the rows matching ``where`` (a pandas query over
     feature columns and ``label``), or one k-means cluster of the encoded features (the given
-    ``cluster``, else a seeded pick among clusters no larger than the budget, so that every
-    group row can be outvoted).
+    ``cluster``, else the largest cluster of at most half the budget, so that every group row
+    gets two mislabelled copies; failing that the largest within the budget).
     """
     if where is not None:
         frame = dataset.frame().assign(label=dataset.y)
@@ -53,14 +54,27 @@ def select_group(dataset: Dataset, where: str | None, n_clusters: int, budget: i
             raise InputError(f"'cluster' must be in [0, {n_clusters}) (got {cluster})")
         return np.asarray(labels == cluster)
     sizes = np.bincount(labels, minlength=n_clusters)
-    fitting = np.flatnonzero((sizes > 0) & (sizes <= budget))
-    pick = rng.choice(fitting) if fitting.size else int(np.argmin(np.where(sizes > 0, sizes, 2**62)))
+    pick = _pick_cluster(sizes, budget)
     return np.asarray(labels == pick)
+
+
+def _pick_cluster(sizes: np.ndarray, budget: int) -> int:
+    for cap in (budget // 2, budget):
+        fitting = np.flatnonzero((sizes >= min(5, cap)) & (sizes <= cap) & (sizes > 0))
+        if fitting.size:
+            return int(fitting[np.argmax(sizes[fitting])])
+    return int(np.argmin(np.where(sizes > 0, sizes, np.iinfo(np.int64).max)))
+
+
+def default_clusters(n_rows: int, budget: int) -> int:
+    """Clusters of about half the budget each (at least 2, at most 50)."""
+    return int(np.clip(round(2 * n_rows / max(budget, 1)), 2, min(50, n_rows)))
 
 
 @register
 class Subpopulation(Attack):
-    """Collapse accuracy on one group: a ``where`` filter or a feature-space cluster.
+    """Collapse accuracy on one group: a ``where`` filter or a feature-space cluster (k-means
+    with ``n_clusters``, by default clusters of about half the budget).
 
     ``method="inject"`` (default) adds label-flipped copies of group rows; ``"flip"`` flips
     the labels of group rows. Flipped rows take ``target_class`` or, per row, the group's most
@@ -72,7 +86,7 @@ class Subpopulation(Attack):
     summary = "make one group (filter or cluster) fail via flipped or injected mislabelled rows"
 
     def __init__(self, *, rate: float | None = None, count: int | None = None,
-                 where: str | None = None, n_clusters: int = 20, cluster: int | None = None,
+                 where: str | None = None, n_clusters: int | None = None, cluster: int | None = None,
                  method: str = "inject", target_class: Any = None) -> None:
         self.rate = rate
         self.count = count
@@ -84,11 +98,11 @@ class Subpopulation(Attack):
 
     def _poison(self, dataset: Dataset, rng: np.random.Generator) -> PoisonResult:
         check_choice("method", self.method, ("inject", "flip"))
-        if self.n_clusters < 2 or self.n_clusters > dataset.n_rows:
-            raise InputError(f"'n_clusters' must be in [2, {dataset.n_rows}] (got {self.n_clusters})")
         n = self.budget(dataset)
-        group = np.flatnonzero(select_group(dataset, self.where, self.n_clusters, n, rng,
-                                            self.cluster))
+        k = default_clusters(dataset.n_rows, n) if self.n_clusters is None else self.n_clusters
+        if k < 2 or k > dataset.n_rows:
+            raise InputError(f"'n_clusters' must be in [2, {dataset.n_rows}] (got {k})")
+        group = np.flatnonzero(select_group(dataset, self.where, k, n, rng, self.cluster))
         if self.method == "flip" and n > len(group):
             raise InputError(f"budget of {n} rows is impossible for {self.name!r} with "
                              f"method 'flip': the group has only {len(group)} rows")
@@ -98,8 +112,13 @@ class Subpopulation(Attack):
             rows = np.sort(np.resize(rng.permutation(group), n))
         labels = self._wrong_labels(dataset, dataset.y[rows])
         if self.method == "flip":
-            return modify(self, dataset, rows, y_rows=labels)
-        return inject(self, dataset, take_rows(dataset.X, rows), labels, rows, rng)
+            result = modify(self, dataset, rows, y_rows=labels)
+        else:
+            result = inject(self, dataset, take_rows(dataset.X, rows), labels, rows, rng)
+        in_group = np.zeros(dataset.n_rows, dtype=bool)
+        in_group[group] = True
+        in_group.flags.writeable = False
+        return replace(result, group=in_group)
 
     def _wrong_labels(self, dataset: Dataset, labels: np.ndarray) -> np.ndarray:
         classes = dataset.classes
