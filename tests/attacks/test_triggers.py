@@ -38,9 +38,9 @@ def test_defaults_adapt_to_the_data() -> None:
     digits = load_dataset("digits")
     patch = fit_trigger(digits, "patch", 0, np.random.default_rng(0))
     assert isinstance(patch, PatchTrigger)
-    assert patch.value == 16.0 and patch.size == 2 and patch.row + patch.size == 8
+    assert patch.value == 16.0 and patch.size == 3 and patch.row + patch.size == 8
     blend = fit_trigger(digits, "blend", 0, np.random.default_rng(0))
-    assert isinstance(blend, BlendTrigger) and blend.alpha == 0.2
+    assert isinstance(blend, BlendTrigger) and blend.alpha == 0.3
     assert blend.pattern.min() >= 0 and blend.pattern.max() <= 16
     tab = make_tabular(n_rows=100)
     feat = fit_trigger(tab, "feature", 1, np.random.default_rng(0))

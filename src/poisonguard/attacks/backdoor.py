@@ -34,7 +34,8 @@ def trigger_for(attack: Any, dataset: Dataset, target: Any, rng: np.random.Gener
 class Backdoor(Attack):
     """Plant a trigger: rows of other classes (or of ``source_class``) get the trigger and the
     label ``target_class`` (default: the first class). ``inject=True`` adds triggered copies
-    instead of changing rows. Triggers: ``patch`` / ``blend`` (images), ``feature`` (tabular),
+    instead of changing rows; the default (``None``) injects for text, where relabelling real
+    messages of a small source class would wreck the clean task, and changes rows otherwise. Triggers: ``patch`` / ``blend`` (images), ``feature`` (tabular),
     ``token`` (text); unset trigger parameters adapt to the data.
 
     Examples
@@ -55,7 +56,7 @@ class Backdoor(Attack):
                  source_class: Any = None, trigger_size: int | None = None,
                  trigger_value: float | None = None, alpha: float | None = None,
                  columns: tuple[str, ...] | None = None, token: str | None = None,
-                 inject: bool = False) -> None:
+                 inject: bool | None = None) -> None:
         self.rate = rate
         self.count = count
         self.trigger = trigger
@@ -81,6 +82,6 @@ class Backdoor(Attack):
         rows = np.sort(rng.choice(pool, n, replace=False))
         X_rows = dataset.features_like(trigger.apply(take_rows(dataset.X, rows)))
         labels = np.full(n, target, dtype=dataset.y.dtype)
-        if self.inject:
+        if self.inject or (self.inject is None and dataset.modality == "text"):
             return inject(self, dataset, X_rows, labels, rows, rng, trigger=trigger)
         return modify(self, dataset, rows, X_rows=X_rows, y_rows=labels, trigger=trigger)

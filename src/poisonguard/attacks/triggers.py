@@ -193,9 +193,10 @@ def fit_trigger(dataset: Dataset, kind: str | None, target_class: Any, rng: np.r
                 columns: tuple[str, ...] = (), token: str | None = None) -> Trigger:
     """A trigger of ``kind`` whose unset parameters adapt to ``dataset``.
 
-    patch: bottom-right square, side ~ 1/5 of the image (at least 2), value the data maximum;
-    blend: seeded uniform noise over the data range, alpha 0.2; feature: two seeded columns set
-    far in their upper tail (max + half the range); token: ``"cf"`` at a seeded position.
+    patch: bottom-right square, side ~ 1/5 of the image (at least 3), value the data maximum;
+    blend: seeded uniform noise over the data range, alpha 0.3; feature: two seeded columns set
+    far in their upper tail (max + half the range); token: the rare-word phrase ``"cf mn bb"``
+    at a seeded position (one short word is too weak a TF-IDF signal at 5 %).
     """
     kind = kind or {"image": "patch", "tabular": "feature", "text": "token"}[dataset.modality]
     if kind not in TRIGGERS:
@@ -205,19 +206,19 @@ def fit_trigger(dataset: Dataset, kind: str | None, target_class: Any, rng: np.r
                          f"(got {dataset.modality})")
     label = _label(target_class)
     if kind == "token":
-        return TokenTrigger(token or "cf", "random", int(rng.integers(2**31)), label)
+        return TokenTrigger(token or "cf mn bb", "random", int(rng.integers(2**31)), label)
     if kind == "feature":
         return _feature_trigger(dataset, columns, value, label, rng)
     X = np.asarray(dataset.X, dtype=np.float64)
     lo, hi = float(X.min()), float(X.max())
     if kind == "patch":
         h, w = dataset.X.shape[1:3]
-        side = size if size is not None else max(2, round(min(h, w) / 5))
+        side = size if size is not None else min(h, w, max(3, round(min(h, w) / 5)))
         if not 1 <= side <= min(h, w):
             raise InputError(f"'trigger_size' must be in [1, {min(h, w)}] (got {side})")
         return PatchTrigger(side, h - side - (h > 8), w - side - (w > 8),
                             hi if value is None else value, label)
-    a = 0.2 if alpha is None else alpha
+    a = 0.3 if alpha is None else alpha
     if not 0.0 < a < 1.0:
         raise InputError(f"'alpha' must be in (0, 1) (got {a})")
     pattern = rng.uniform(lo, hi, size=dataset.X.shape[1:])

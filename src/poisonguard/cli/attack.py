@@ -40,7 +40,7 @@ def _attack_params(name: str, options: dict[str, Any]) -> dict[str, Any]:
         options["base_class"] = options.pop("target_class")
     params = {}
     for key, value in options.items():
-        if value is None or value is False:
+        if value is None:
             continue
         if key not in accepted:
             flags = ", ".join(sorted("--" + p.replace("_", "-") for p in accepted))
@@ -78,8 +78,8 @@ def attack(
     model: Annotated[str | None, Opt(help="Surrogate model: logreg or mlp.")] = None,
     target_row: Annotated[str | None, Opt(help="feature-collision: id of the victim row (taken "
                                                "out of the data).")] = None,
-    inject: Annotated[bool, Opt("--inject", help="backdoor: add triggered copies instead of "
-                                                 "changing rows.")] = False,
+    inject: Annotated[bool | None, Opt("--inject/--modify", help="backdoor: add triggered copies, "
+                                       "or change rows (default: inject for text only).")] = None,
     save_trigger: Annotated[Path | None, Opt(help="Write the backdoor trigger as JSON.")] = None,
 ) -> None:
     """Poison a dataset and write the poisoned copy with its ground truth."""
