@@ -35,8 +35,9 @@ class Backdoor(Attack):
     """Plant a trigger: rows of other classes (or of ``source_class``) get the trigger and the
     label ``target_class`` (default: the first class). ``inject=True`` adds triggered copies
     instead of changing rows; the default (``None``) injects for text, where relabelling real
-    messages of a small source class would wreck the clean task, and changes rows otherwise. Triggers: ``patch`` / ``blend`` (images), ``feature`` (tabular),
-    ``token`` (text); unset trigger parameters adapt to the data.
+    messages of a small source class would wreck the clean task, and changes rows otherwise.
+    Triggers: ``patch`` / ``blend`` (images), ``feature`` (tabular), ``token`` (text); unset
+    trigger parameters adapt to the data.
 
     Examples
     --------
