@@ -194,7 +194,8 @@ def fit_trigger(dataset: Dataset, kind: str | None, target_class: Any, rng: np.r
     """A trigger of ``kind`` whose unset parameters adapt to ``dataset``.
 
     patch: bottom-right square, side ~ 1/5 of the image (at least 3), value the data maximum;
-    blend: seeded uniform noise over the data range, alpha 0.3; feature: two seeded columns set
+    blend: seeded uniform noise over the data range, alpha 0.3; feature: the four columns that
+    say least about the label (ANOVA F), so the trigger itself carries no class evidence, set
     far in their upper tail (max + half the range); token: the rare-word phrase ``"cf mn bb"``
     at a seeded position (one short word is too weak a TF-IDF signal at 5 %).
     """
@@ -238,8 +239,7 @@ def _feature_trigger(dataset: Dataset, columns: tuple[str, ...], value: float | 
     else:
         if not numeric:
             raise InputError("a feature trigger needs a numeric column with more than one value")
-        chosen = [numeric[i] for i in sorted(rng.choice(len(numeric), min(2, len(numeric)),
-                                                        replace=False))]
+        chosen = _least_informative(frame[numeric].to_numpy(dtype=np.float64), dataset.y, numeric)
     values: list[Any] = []
     for col in chosen:
         if value is not None:
@@ -252,3 +252,14 @@ def _feature_trigger(dataset: Dataset, columns: tuple[str, ...], value: float | 
             counts = frame[col].astype(str).value_counts()
             values.append(str(counts.index[-1]))  # the rarest category
     return FeatureTrigger(tuple(chosen), tuple(values), tuple(dataset.feature_names), label)
+
+
+def _least_informative(X: np.ndarray, y: np.ndarray, names: list[str], k: int = 4) -> list[str]:
+    """The ``k`` columns whose values separate the classes least (smallest ANOVA F)."""
+    from sklearn.feature_selection import f_classif
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        F, _ = f_classif(X, y)
+    F = np.nan_to_num(F, nan=0.0, posinf=np.inf)
+    order = np.argsort(F, kind="stable")[:min(k, len(names))]
+    return [names[i] for i in sorted(order)]
