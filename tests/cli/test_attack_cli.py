@@ -125,3 +125,17 @@ def test_python_dash_m_runs() -> None:
     proc = subprocess.run([sys.executable, "-m", "poisonguard", "attacks"], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0 and "backdoor" in proc.stdout
+
+
+def test_redteam_writes_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rt"
+    assert main(["redteam", "digits", "--attacks", "backdoor,label-flip", "--budgets", "0.05",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "redteam.csv")
+    assert set(table["attack"]) == {"backdoor", "label-flip"}
+    patch = table[(table["attack"] == "backdoor") & (table["variant"] == "patch")].iloc[0]
+    assert patch["attack_success"] >= 0.9 and patch["clean_accuracy"] >= 0.9
+    for name in ("redteam.md", "redteam.json", "accuracy.png", "success.png", "subgroups.png"):
+        assert (out / name).stat().st_size > 0
+    assert "red team: digits" in capsys.readouterr().out
+    assert main(["redteam", "digits", "--budgets", "half", "--out", str(out)]) == 2
