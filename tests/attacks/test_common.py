@@ -152,6 +152,13 @@ def test_single_class_and_bad_rng_are_refused() -> None:
         ATTACKS["label-flip"](count=1).poison(make_tabular(n_rows=50), rng=0)  # type: ignore[arg-type]
 
 
+def test_params_keep_numpy_scalars_as_ground_truth() -> None:
+    ds = make_tabular(n_rows=100)
+    res = ATTACKS["backdoor"](count=5, target_class=ds.classes[1]).poison(
+        ds, rng=np.random.default_rng(0))
+    assert res.params["target_class"] == 1 and res.params["count"] == 5
+
+
 def test_text_is_refused_by_crafting_attacks() -> None:
     for name in ("availability", "feature-collision"):
         with pytest.raises(InputError, match="supports tabular, image data"):

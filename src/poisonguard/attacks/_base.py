@@ -96,8 +96,7 @@ class Attack(ABC):
         return {p: getattr(self, p) for p in names}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                         if isinstance(v, str | int | float | bool | tuple | type(None)))
+        args = ", ".join(f"{k}={v!r}" for k, v in _plain_params(self).items())
         return f"{type(self).__name__}({args})"
 
     def poison(self, dataset: Dataset, *, rng: np.random.Generator) -> PoisonResult:
@@ -130,13 +129,22 @@ class Attack(ABC):
     def result(self, ds: Dataset, mask: np.ndarray, source_index: np.ndarray, *,
                trigger: Trigger | None = None, target: Target | None = None) -> PoisonResult:
         """Package a poisoned dataset with this attack's name and parameters."""
-        params = {k: v for k, v in self.get_params().items()
-                  if isinstance(v, str | int | float | bool | tuple | type(None))}
+        params = _plain_params(self)
         mask = np.asarray(mask, dtype=bool)
         mask.flags.writeable = False
         src = np.asarray(source_index, dtype=np.int64)
         src.flags.writeable = False
         return PoisonResult(ds, mask, src, self.name, params, trigger, target)
+
+
+def _plain_params(attack: Attack) -> dict[str, Any]:
+    """Parameters that are plain values (numpy scalars made Python); arrays and models left out."""
+    out = {}
+    for key, value in attack.get_params().items():
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, str | int | float | bool | tuple | type(None)):
+            out[key] = value
+    return out
 
 
 # --------------------------------------------------------------------- shared building blocks
