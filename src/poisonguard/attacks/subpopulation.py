@@ -66,15 +66,10 @@ def _pick_cluster(sizes: np.ndarray, budget: int) -> int:
     return int(np.argmin(np.where(sizes > 0, sizes, np.iinfo(np.int64).max)))
 
 
-def default_clusters(n_rows: int, budget: int) -> int:
-    """Clusters of about half the budget each (at least 2, at most 50)."""
-    return int(np.clip(round(2 * n_rows / max(budget, 1)), 2, min(50, n_rows)))
-
-
 @register
 class Subpopulation(Attack):
     """Collapse accuracy on one group: a ``where`` filter or a feature-space cluster (k-means
-    with ``n_clusters``, by default clusters of about half the budget).
+    with ``n_clusters``).
 
     ``method="inject"`` (default) adds label-flipped copies of group rows; ``"flip"`` flips
     the labels of group rows. Flipped rows take ``target_class`` or, per row, the group's most
@@ -86,7 +81,7 @@ class Subpopulation(Attack):
     summary = "make one group (filter or cluster) fail via flipped or injected mislabelled rows"
 
     def __init__(self, *, rate: float | None = None, count: int | None = None,
-                 where: str | None = None, n_clusters: int | None = None, cluster: int | None = None,
+                 where: str | None = None, n_clusters: int = 20, cluster: int | None = None,
                  method: str = "inject", target_class: Any = None) -> None:
         self.rate = rate
         self.count = count
@@ -99,7 +94,7 @@ class Subpopulation(Attack):
     def _poison(self, dataset: Dataset, rng: np.random.Generator) -> PoisonResult:
         check_choice("method", self.method, ("inject", "flip"))
         n = self.budget(dataset)
-        k = default_clusters(dataset.n_rows, n) if self.n_clusters is None else self.n_clusters
+        k = self.n_clusters
         if k < 2 or k > dataset.n_rows:
             raise InputError(f"'n_clusters' must be in [2, {dataset.n_rows}] (got {k})")
         group = np.flatnonzero(select_group(dataset, self.where, k, n, rng, self.cluster))
