@@ -54,7 +54,7 @@ class FeatureCollision(Attack):
     modalities = ("tabular", "image")
 
     def __init__(self, *, rate: float | None = None, count: int | None = None,
-                 target: Any = None, base_class: Any = None, beta: float = 0.1,
+                 target: Any = None, base_class: Any = None, beta: float = 0.01,
                  opacity: float = 0.3, steps: int = 200, lr: float = 0.05, hidden: int = 64,
                  random_state: int = 0) -> None:
         self.rate = rate
