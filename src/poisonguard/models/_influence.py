@@ -40,13 +40,13 @@ def influence_direction(F: Any, proba: np.ndarray, truth: np.ndarray, C: float) 
     if K * D > MAX_HESSIAN or sparse.issparse(F):
         return G
     S = proba[:, :, None] * (np.eye(K)[None] - proba[:, None, :])  # (n, K, K)
-    H = np.empty((K, D, K, D))
+    blocks = np.empty((K, D, K, D))
     for a in range(K):  # block (a, b) is F^T diag(S[:, a, b]) F; blocks are symmetric in (a, b)
         for b in range(a, K):
             block = F.T @ (S[:, a, b, None] * F)
-            H[a, :, b, :] = block
-            H[b, :, a, :] = block.T
-    H = H.reshape(K * D, K * D)
+            blocks[a, :, b, :] = block
+            blocks[b, :, a, :] = block.T
+    H = blocks.reshape(K * D, K * D)
     H += np.eye(K * D) / C
     V: np.ndarray = np.linalg.solve(H, G.reshape(-1)).reshape(K, D)
     return V
