@@ -34,7 +34,7 @@ from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.evaluation.metrics import accuracy, attack_success_rate, group_accuracy, split
 from poisonguard.io import write_text
-from poisonguard.models import featurizer, make_model
+from poisonguard.models import featurizer, fit_quiet, make_model
 
 __all__ = ["AttackOutcome", "RedteamReport", "evaluate_attack", "markdown_table", "run_redteam"]
 
@@ -107,10 +107,10 @@ def evaluate_attack(attack: Attack, train: Dataset, test: Dataset, *, model: Any
     """
     start = time.perf_counter()
     if clean_model is None:
-        clean_model = make_model(model, train, random_state=seed).fit(train.X, train.y)
+        clean_model = fit_quiet(make_model(model, train, random_state=seed), train.X, train.y)
     result = attack.poison(train, rng=np.random.default_rng(seed))
     poisoned = result.dataset
-    victim = make_model(model, poisoned, random_state=seed).fit(poisoned.X, poisoned.y)
+    victim = fit_quiet(make_model(model, poisoned, random_state=seed), poisoned.X, poisoned.y)
     clean_acc, poisoned_acc = accuracy(clean_model, test), accuracy(victim, test)
     groups: dict[str, Any] = {}
     if result.trigger is not None:
@@ -238,7 +238,7 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
     if isinstance(n_targets, bool) or not isinstance(n_targets, int) or n_targets < 1:
         raise InputError(f"'n_targets' must be a positive integer (got {n_targets!r})")
     train, test = split(dataset, test_size=test_size, random_state=seed)
-    clean = make_model(model, train, random_state=seed).fit(train.X, train.y)
+    clean = fit_quiet(make_model(model, train, random_state=seed), train.X, train.y)
     clean_acc = accuracy(clean, test)
     rows: list[AttackOutcome] = []
     for name in names:
