@@ -262,8 +262,6 @@ def subpopulations(bench: Bench, names: Sequence[str]) -> pd.DataFrame:
     rows = []
     settings: list[tuple[str, str, dict[str, Any]]] = [
         (n, "k-means cluster (default)", {}) for n in names]
-    settings += [(n, "[experiment: n_clusters=20, the previous default]", {"n_clusters": 20})
-                 for n in names if n == "fashion_mnist"]
     for name, label, kw in settings:
         def make(train: Dataset, target: Any, seed: int, extra: dict[str, Any] = kw) -> Attack:
             return Subpopulation(rate=0.05, **extra)
