@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -94,7 +95,7 @@ def attack(
         "trigger_size": trigger_size, "trigger_value": trigger_value, "alpha": alpha,
         "columns": tuple(c.strip() for c in columns.split(",")) if columns else None,
         "token": token, "model": model, "inject": inject})
-    default_ids = ds.has_default_ids
+    default_ids, input_ids = ds.has_default_ids, ds.ids
     if target_row is not None:
         if attack != "feature-collision":
             raise InputError(f"option --target-row does not apply to attack {attack!r}")
@@ -109,10 +110,9 @@ def attack(
     except InputError as exc:  # about this data: say which file
         raise InputError(f"{data}: {exc}") from None
     if target_row is not None:  # rows were taken out before the attack: index the input file
-        keep = np.flatnonzero(load_data(data, label=label, id_col=id_col,
-                                        source_col=source_col).ids != target_row)
+        keep = np.flatnonzero(input_ids != target_row)
         src = np.where(result.source_index >= 0, keep[np.maximum(result.source_index, 0)], -1)
-        result = type(result)(**{**result.__dict__, "source_index": src})
+        result = replace(result, source_index=src)
     poisoned = result.dataset
     if default_ids:  # no id column: row ids are the output's row numbers
         poisoned = poisoned.replace(ids=None)
