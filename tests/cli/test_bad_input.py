@@ -31,12 +31,17 @@ class Outcome:
         return self.err.rstrip("\n")
 
 
-def _csv(text: str) -> Callable[[Path], Path]:
+def _file(name: str, content: str | bytes) -> Callable[[Path], Path]:
+    """A maker that writes ``content`` as-is to ``folder / name``."""
     def make(folder: Path) -> Path:
-        path = folder / "data.csv"
-        path.write_text(text)
+        path = folder / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
         return path
     return make
+
+
+def _csv(text: str) -> Callable[[Path], Path]:
+    return _file("data.csv", text)
 
 
 def _npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
@@ -114,22 +119,14 @@ def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 
 @pytest.mark.parametrize("name", ["data.txt", "data.json", "data.csv.gz"])
 def test_unknown_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
-    def make(folder: Path) -> Path:
-        (folder / name).write_text(GOOD)
-        return folder / name
-
-    res = _run(tmp_path, capsys, make)
+    res = _run(tmp_path, capsys, _file(name, GOOD))
     assert res.line.startswith(f"error: {res.path}: unknown file extension '{Path(name).suffix}'; "
                                "expected one of .csv, .npz, .parquet, .pq")
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.parquet", "data.npz"])
 def test_empty_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
-    def make(folder: Path) -> Path:
-        (folder / name).write_bytes(b"")
-        return folder / name
-
-    res = _run(tmp_path, capsys, make)
+    res = _run(tmp_path, capsys, _file(name, b""))
     assert res.line == f"error: {res.path}: file is empty"
 
 
@@ -139,20 +136,12 @@ def test_header_only_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_not_a_parquet_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def make(folder: Path) -> Path:
-        (folder / "data.parquet").write_text(GOOD)
-        return folder / "data.parquet"
-
-    res = _run(tmp_path, capsys, make)
+    res = _run(tmp_path, capsys, _file("data.parquet", GOOD))
     assert res.line.startswith(f"error: {res.path}: cannot read as parquet")
 
 
 def test_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def make(folder: Path) -> Path:
-        (folder / "data.csv").write_bytes(GOOD.encode() + b"\xff\xfe,1,0\n")
-        return folder / "data.csv"
-
-    res = _run(tmp_path, capsys, make)
+    res = _run(tmp_path, capsys, _file("data.csv", GOOD.encode() + b"\xff\xfe,1,0\n"))
     assert res.line.startswith(f"error: {res.path}: not UTF-8 text")
 
 
@@ -243,11 +232,7 @@ def test_npz_object_arrays_are_refused(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_npz_that_is_not_an_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def make(folder: Path) -> Path:
-        (folder / "data.npz").write_text(GOOD)
-        return folder / "data.npz"
-
-    res = _run(tmp_path, capsys, make)
+    res = _run(tmp_path, capsys, _file("data.npz", GOOD))
     assert res.line.startswith(f"error: {res.path}: not an npz archive")
 
 
