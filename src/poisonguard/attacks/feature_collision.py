@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.neural_network import MLPClassifier
 
 from poisonguard.attacks._base import Attack, PoisonResult, Target, check_class, register, set_rows
@@ -107,8 +108,6 @@ class FeatureCollision(Attack):
 
     def _target_rows(self, dataset: Dataset) -> Any:
         if dataset.is_frame:
-            import pandas as pd
-
             frame = self.target if isinstance(self.target, pd.DataFrame) else pd.DataFrame(
                 [self.target], columns=dataset.X.columns)
             return frame.reset_index(drop=True)
