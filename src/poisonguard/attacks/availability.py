@@ -10,7 +10,7 @@ from poisonguard.attacks._base import Attack, PoisonResult, inject, register
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.models import NumericCodec, fit_quiet
-from poisonguard.models._influence import influence_direction, with_bias
+from poisonguard.models._influence import flip_gain, influence_direction, with_bias
 
 __all__ = ["Availability"]
 
@@ -54,10 +54,9 @@ class Availability(Attack):
         classes = clf.classes_
         W = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_ / 2, clf.coef_ / 2])
         truth = np.searchsorted(classes, dataset.y)
-        V = influence_direction(U, softmax(U @ W.T, axis=1), truth, self.C)
-        gain = U @ V.T
-        gain = gain - gain[np.arange(dataset.n_rows), truth][:, None]
-        gain[np.arange(dataset.n_rows), truth] = -np.inf
+        proba = softmax(U @ W.T, axis=1)
+        V = influence_direction(U, proba, truth, self.C)
+        gain = flip_gain(U, V, truth)
         best = gain.max(axis=1)
         order = np.argsort(-best, kind="stable")
         seeds = order[np.arange(n) % dataset.n_rows]  # the most damaging flips first

@@ -1,4 +1,4 @@
-"""Label flipping: random, class-pair, and greedy (margin-driven, against a surrogate)."""
+"""Label flipping: random, class-pair, and greedy (influence on a surrogate's loss)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from poisonguard.attacks._base import (
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.models import fit_quiet, make_model
-from poisonguard.models._influence import influence_direction, with_bias
+from poisonguard.models._influence import flip_gain, influence_direction, with_bias
 
 __all__ = ["LabelFlip"]
 
@@ -33,8 +33,8 @@ class LabelFlip(Attack):
     ``random`` flips uniformly chosen rows to another class (``target_class`` if given);
     ``class`` relabels rows of ``source_class`` as ``target_class`` ("stop sign labelled
     yield"); ``greedy`` retrains a surrogate (any scikit-learn classifier, default logistic
-    regression) over ``rounds`` and each round flips the rows it is most confidently right
-    about to the class it finds next most likely, which moves the boundary furthest.
+    regression) over ``rounds`` and each round makes the flips whose first-order influence on
+    the clean training loss of a softmax-linear model is largest.
 
     Examples
     --------
@@ -100,12 +100,11 @@ class LabelFlip(Attack):
         per_round = np.diff(np.linspace(0, n, self.rounds + 1).round().astype(int))
         for k in per_round[per_round > 0]:
             proba = fit_quiet(clone(clf), F, y).predict_proba(F)
-            u = np.asarray(F @ influence_direction(F, proba, truth, float(getattr(clf, "C", 1.0))).T)
-            gain = u - u[np.arange(dataset.n_rows), truth][:, None]  # loss gain of c over truth
+            V = influence_direction(F, proba, truth, float(getattr(clf, "C", 1.0)))
+            gain = flip_gain(F, V, truth)
             if target is not None:
                 best = np.full(dataset.n_rows, np.searchsorted(classes, target))
             else:
-                gain[np.arange(dataset.n_rows), truth] = -np.inf
                 best = gain.argmax(axis=1)
             score = np.where(eligible & ~flipped, gain[np.arange(dataset.n_rows), best], -np.inf)
             rows = np.argsort(-score, kind="stable")[:k]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["MAX_HESSIAN", "influence_direction", "with_bias"]
+__all__ = ["MAX_HESSIAN", "flip_gain", "influence_direction", "with_bias"]
 
 MAX_HESSIAN = 3000  # parameters (classes x features) up to which the exact Hessian is used
 
@@ -50,3 +50,16 @@ def influence_direction(F: Any, proba: np.ndarray, truth: np.ndarray, C: float) 
     H += np.eye(K * D) / C
     V: np.ndarray = np.linalg.solve(H, G.reshape(-1)).reshape(K, D)
     return V
+
+
+def flip_gain(F: Any, V: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """First-order rise of the clean loss from relabelling row i as class c, shape (n, classes).
+
+    ``V`` comes from :func:`influence_direction`. The true class of each row gets ``-inf`` so
+    that ``argmax`` names the most damaging flip.
+    """
+    u = np.asarray(F @ V.T)
+    rows = np.arange(len(truth))
+    gain: np.ndarray = u - u[rows, truth][:, None]
+    gain[rows, truth] = -np.inf
+    return gain
