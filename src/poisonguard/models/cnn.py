@@ -50,8 +50,9 @@ class TorchCNNClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
             nn.Flatten(), nn.Linear(8 * w, 64), nn.ReLU(), nn.Linear(64, n_classes))
 
-    def fit(self, X: Any, y: Any) -> TorchCNNClassifier:
-        """Train on images ``X`` and labels ``y``."""
+    def fit(self, X: Any, y: Any, *, on_epoch: Any = None) -> TorchCNNClassifier:
+        """Train on images ``X`` and labels ``y``; ``on_epoch(self)`` is called after each epoch
+        (the network is in eval mode during the call)."""
         torch = require_torch()
         torch.manual_seed(self.random_state)
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
@@ -70,17 +71,31 @@ class TorchCNNClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 loss = torch.nn.functional.cross_entropy(self.net_(data[idx]), target[idx])
                 loss.backward()
                 opt.step()
+            if on_epoch is not None:
+                self.net_.eval()
+                on_epoch(self)
+                self.net_.train()
         self.net_.eval()
         return self
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, columns in :attr:`classes_` order."""
+    def _forward(self, X: Any, net: Any) -> np.ndarray:
         torch = require_torch()
         with torch.no_grad():
             data = self._tensor(X)
-            out = [torch.softmax(self.net_(data[s:s + 1024]), dim=1)
-                   for s in range(0, len(data), 1024)]
-        proba: np.ndarray = torch.cat(out).numpy().astype(np.float64)
+            out = [net(data[s:s + 1024]) for s in range(0, len(data), 1024)]
+        arr: np.ndarray = torch.cat(out).numpy().astype(np.float64)
+        return arr
+
+    def embed(self, X: Any) -> np.ndarray:
+        """Penultimate-layer activations ``(n, 64)`` of images ``X``."""
+        return self._forward(X, self.net_[:-1])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in :attr:`classes_` order."""
+        logits = self._forward(X, self.net_)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba: np.ndarray = np.exp(logits)
+        proba /= proba.sum(axis=1, keepdims=True)
         return proba
 
     def predict(self, X: Any) -> np.ndarray:

@@ -1,0 +1,224 @@
+"""k-nearest-neighbour graph of an embedding: exact up to ``EXACT_UP_TO`` rows, then an
+inverted-file (IVF) index.
+
+The approximate index clusters the standardised rows (float32) into about ``sqrt(n)`` cells
+with k-means fitted on a seeded subsample. Each row searches its ``NPROBE`` nearest cells: its
+own first, then the others one rank at a time, so that in a far cell only distances under its
+current ``k``-th best need a look. Within a rank every row asks one cell, so cells are searched
+side by side on a few threads (one BLAS thread each). Work is done in blocks of at most
+``_BLOCK`` distances, which bounds the extra memory. Distances of the chosen neighbours are
+recomputed exactly in float64 and neighbours are ordered by distance, then by row index: the
+same input and ``random_state`` give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from poisonguard.evidence import Neighbors
+
+__all__ = ["EXACT_UP_TO", "NPROBE", "nearest_neighbors"]
+
+EXACT_UP_TO = 20000
+NPROBE = 6  # recall@10 about 0.94 on MLP embeddings from 50k to 1M rows
+_ROWS = 8192  # rows per step of row-local passes (standardising, finishing)
+_BLOCK = 1 << 22  # at most this many query x candidate distances in memory at once
+_TRAIN_PER_CELL = 40  # k-means is fitted on about this many sampled rows per cell
+_KMEANS_ITER = 15
+_NEAR_CELLS = 64  # a row's probed cells are chosen among the cells nearest to its own
+_WORKERS = min(4, os.cpu_count() or 1)
+
+
+def _standardised(embedding: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
+    """Columns scaled to zero mean and unit variance (constant columns are only centred)."""
+    E = np.asarray(embedding)
+    n, d = E.shape
+    total, total_sq = np.zeros(d), np.zeros(d)
+    for start in range(0, n, _ROWS):
+        block = np.asarray(E[start:start + _ROWS], dtype=np.float64)
+        total += block.sum(axis=0)
+        total_sq += np.einsum("ij,ij->j", block, block)
+    mean = total / n
+    sd = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    scale = np.where(sd > 1e-12, sd, 1.0)
+    Z = np.empty((n, d), dtype=dtype)
+    for start in range(0, n, _ROWS):
+        Z[start:start + _ROWS] = (np.asarray(E[start:start + _ROWS], dtype=np.float64) - mean) / scale
+    return Z
+
+
+def _finish(Z: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float64 distances to the chosen neighbours; each row ordered by distance, then index."""
+    distances = np.empty(indices.shape, dtype=np.float32)
+    out = np.empty_like(indices)
+    for start in range(0, len(Z), _ROWS):
+        idx = indices[start:start + _ROWS]
+        rows = np.asarray(Z[start:start + _ROWS], dtype=np.float64)
+        diff = np.asarray(Z[idx], dtype=np.float64) - rows[:, None, :]
+        dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        order = np.lexsort((idx, dist), axis=1)
+        out[start:start + _ROWS] = np.take_along_axis(idx, order, axis=1)
+        distances[start:start + _ROWS] = np.take_along_axis(dist, order, axis=1)
+    return out, distances
+
+
+def _smallest(d2: np.ndarray, k: int) -> np.ndarray:
+    """Column positions of the ``k`` smallest entries of each row of ``d2``."""
+    if k >= d2.shape[1]:
+        return np.broadcast_to(np.arange(d2.shape[1]), d2.shape).copy()
+    return np.argpartition(d2, k - 1, axis=1)[:, :k]
+
+
+def _exact_rows(Z: np.ndarray, sq: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Brute-force ``k`` nearest other rows of ``Z[rows]``, in blocks of at most ``_BLOCK``."""
+    indices = np.empty((len(rows), k), dtype=np.int64)
+    step = max(1, _BLOCK // len(Z))
+    for start in range(0, len(rows), step):
+        queries = rows[start:start + step]
+        d2 = sq[None, :] - 2.0 * (Z[queries] @ Z.T)  # + |query|^2, the same along a row
+        d2[np.arange(len(queries)), queries] = np.inf
+        indices[start:start + step] = _smallest(d2, k)
+    return indices
+
+
+def _cells(Z: np.ndarray, n_cells: int, nprobe: int, random_state: int,
+           pool: ThreadPoolExecutor) -> tuple[int, np.ndarray]:
+    """k-means on a seeded subsample; each row's ``nprobe`` nearest cells, its own cell first.
+
+    A row's further cells are chosen among the ``_NEAR_CELLS`` cells nearest to its own cell's
+    centroid. Returns ``(n_cells, probes)`` with ``probes`` of shape ``(n, nprobe)``.
+    """
+    rng = np.random.default_rng(random_state)
+    n_train = min(len(Z), max(_TRAIN_PER_CELL * n_cells, 10000))
+    sample = np.sort(rng.choice(len(Z), size=n_train, replace=False))
+    kmeans = KMeans(n_clusters=n_cells, init="random", n_init=1, max_iter=_KMEANS_ITER,
+                    random_state=random_state)
+    with warnings.catch_warnings():  # duplicate rows may leave fewer distinct centroids: harmless
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        centroids = np.asarray(kmeans.fit(Z[sample]).cluster_centers_, dtype=Z.dtype)
+    n_cells = len(centroids)
+    c_sq = np.einsum("ij,ij->i", centroids, centroids)
+    between = c_sq[None, :] - 2.0 * (centroids @ centroids.T)  # + the row's own |c|^2
+    np.fill_diagonal(between, -np.inf)  # a cell is nearest to itself
+    near_cells = _smallest(between, min(_NEAR_CELLS, n_cells))
+    nprobe = min(nprobe, n_cells)
+    probes = np.empty((len(Z), nprobe), dtype=np.int64)
+    minus_2c = -2.0 * centroids.T
+
+    def probe(start: int) -> None:
+        d2 = Z[start:start + step] @ minus_2c
+        d2 += c_sq
+        candidates = near_cells[np.argmin(d2, axis=1)]
+        cand_d2 = np.take_along_axis(d2, candidates, axis=1)
+        near = _smallest(cand_d2, nprobe)
+        order = np.lexsort((np.take_along_axis(candidates, near, axis=1),
+                            np.take_along_axis(cand_d2, near, axis=1)), axis=1)
+        probes[start:start + step] = np.take_along_axis(candidates, np.take_along_axis(near, order, axis=1),
+                                                        axis=1)
+
+    step = max(1, _BLOCK // n_cells)
+    list(pool.map(probe, range(0, len(Z), step)))
+    return n_cells, probes
+
+
+def _merge(best_d: np.ndarray, best_i: np.ndarray, queries: np.ndarray, d2: np.ndarray,
+           members: np.ndarray) -> None:
+    """Fold the distances ``d2`` from ``queries`` to ``members`` into the running ``k`` best.
+
+    Only entries under a query's current ``k``-th best distance are looked at, so the far
+    cells a row probes cost one comparison per distance instead of a selection.
+    """
+    k = best_d.shape[1]
+    hit_row, hit_col = np.nonzero(d2 < best_d[queries].max(axis=1)[:, None])
+    if len(hit_row) == 0:
+        return
+    counts = np.bincount(hit_row, minlength=len(queries))
+    slot = np.arange(len(hit_row)) - (np.cumsum(counts) - counts)[hit_row]
+    hit = np.flatnonzero(counts)
+    width = int(counts.max())
+    new_d = np.full((len(queries), width), np.inf, dtype=best_d.dtype)
+    new_i = np.full((len(queries), width), -1, dtype=np.int64)
+    new_d[hit_row, slot] = d2[hit_row, hit_col]
+    new_i[hit_row, slot] = members[hit_col]
+    rows = queries[hit]
+    merged_d = np.concatenate([best_d[rows], new_d[hit]], axis=1)
+    merged_i = np.concatenate([best_i[rows], new_i[hit]], axis=1)
+    keep = _smallest(merged_d, k)
+    best_d[rows] = np.take_along_axis(merged_d, keep, axis=1)
+    best_i[rows] = np.take_along_axis(merged_i, keep, axis=1)
+
+
+def _search_cell(Z: np.ndarray, sq: np.ndarray, members: np.ndarray, queries: np.ndarray, own: bool,
+                 best_d: np.ndarray, best_i: np.ndarray) -> None:
+    """Search one cell's ``members`` for ``queries`` (the cell's own rows, in order, if ``own``)."""
+    minus_2c, c_sq = -2.0 * Z[members].T, sq[members]
+    k = best_d.shape[1]
+    step = max(1, _BLOCK // len(members))
+    for start in range(0, len(queries), step):
+        block = queries[start:start + step]
+        # |query|^2 is left out: it shifts a query's distances to every cell alike
+        d2 = Z[block] @ minus_2c
+        d2 += c_sq
+        if own:
+            d2[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf  # not itself
+            near = _smallest(d2, min(k, len(members)))
+            best_d[block, :near.shape[1]] = np.take_along_axis(d2, near, axis=1)
+            best_i[block, :near.shape[1]] = members[near]
+        else:
+            _merge(best_d, best_i, block, d2, members)
+
+
+def _approximate(Z: np.ndarray, k: int, nprobe: int, random_state: int) -> np.ndarray:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    n = len(Z)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    best_d = np.full((n, k), np.inf, dtype=Z.dtype)
+    best_i = np.full((n, k), -1, dtype=np.int64)
+    # one BLAS thread per worker: many small products run side by side, not one wide one
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+        n_cells, probes = _cells(Z, math.isqrt(n), nprobe, random_state, pool)
+        rows = np.argsort(probes[:, 0], kind="stable")  # rows grouped by cell, ascending within one
+        bounds = np.searchsorted(probes[rows, 0], np.arange(n_cells + 1))
+        # every row searches its own cell first, then its next-nearest cells one rank at a time,
+        # so that by the time it reaches a far cell it knows how near a neighbour has to be;
+        # within a rank each row asks one cell, so cells can be searched side by side
+        for rank in range(probes.shape[1]):
+            asking = np.argsort(probes[:, rank], kind="stable") if rank else rows
+            asking_bounds = np.searchsorted(probes[asking, rank], np.arange(n_cells + 1))
+            jobs = [pool.submit(_search_cell, Z, sq, rows[bounds[c]:bounds[c + 1]],
+                                asking[asking_bounds[c]:asking_bounds[c + 1]], rank == 0, best_d, best_i)
+                    for c in range(n_cells)
+                    if bounds[c + 1] > bounds[c] and asking_bounds[c + 1] > asking_bounds[c]]
+            for job in jobs:
+                job.result()
+    short = np.flatnonzero(~np.isfinite(best_d).all(axis=1))  # probed cells held fewer than k rows
+    if len(short):
+        best_i[short] = _exact_rows(Z, sq, short, k)
+    return best_i
+
+
+def nearest_neighbors(embedding: np.ndarray, k: int, *, random_state: int = 0) -> Neighbors:
+    """The ``k`` nearest other rows of each row in the standardised ``embedding``.
+
+    Exact up to ``EXACT_UP_TO`` rows; beyond, an IVF index searched in ``NPROBE`` cells per row
+    (``exact=False``; recall@10 above 0.9 on MLP embeddings). ``random_state`` seeds the
+    index's k-means. A row never lists itself; exact duplicates of it are listed at distance 0.
+    """
+    n = len(embedding)
+    k = int(min(k, n - 1))
+    exact = n <= EXACT_UP_TO
+    Z = _standardised(embedding, np.float64 if exact else np.float32)
+    if exact:
+        indices = _exact_rows(Z, np.einsum("ij,ij->i", Z, Z), np.arange(n), k)
+    else:
+        indices = _approximate(Z, k, NPROBE, random_state)
+    indices, distances = _finish(Z, indices)
+    return Neighbors(indices=indices, distances=distances, exact=exact)
