@@ -265,10 +265,11 @@ def _file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically; returns its path."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def _column(values: np.ndarray, dtype: str | None) -> Any:

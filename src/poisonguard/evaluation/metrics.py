@@ -15,7 +15,7 @@ from poisonguard.attacks.triggers import Trigger
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
-__all__ = ["accuracy", "attack_success_rate", "group_accuracy", "split"]
+__all__ = ["accuracy", "attack_success_rate", "detection_metrics", "group_accuracy", "split"]
 
 
 def _predict(model: Any, dataset: Dataset) -> np.ndarray:
@@ -82,3 +82,35 @@ def split(dataset: Dataset, test_size: float = 0.3, random_state: int = 0) -> tu
     train, test = train_test_split(np.arange(dataset.n_rows), test_size=n_test,
                                    random_state=random_state, stratify=stratify)
     return dataset.take(np.sort(train)), dataset.take(np.sort(test))
+
+
+def detection_metrics(truth: Any, scores: Any, flagged: Any = None) -> dict[str, float]:
+    """How well ``scores`` (higher = more suspicious) and a ``flagged`` set find ``truth``.
+
+    ``auroc`` and ``average_precision`` of the scores (NaN when ``truth`` has one class);
+    ``recall_at_fpr05``: the share of poisoned rows scored above the 95th percentile of the
+    clean rows' scores. With ``flagged``: ``precision``, ``recall``, ``f1``, ``fpr`` and
+    ``n_flagged`` of the flagged set.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    t = np.asarray(truth, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    out: dict[str, float] = {"auroc": float("nan"), "average_precision": float("nan"),
+                             "recall_at_fpr05": float("nan")}
+    if t.any() and not t.all():
+        out["auroc"] = float(roc_auc_score(t, s))
+        out["average_precision"] = float(average_precision_score(t, s))
+        cut = np.quantile(s[~t], 0.95)
+        out["recall_at_fpr05"] = float((s[t] > cut).mean())
+    if flagged is not None:
+        f = np.asarray(flagged, dtype=bool)
+        tp = int((f & t).sum())
+        precision = tp / f.sum() if f.any() else 0.0
+        recall = tp / t.sum() if t.any() else 0.0
+        out["precision"] = float(precision)
+        out["recall"] = float(recall)
+        out["f1"] = float(2 * precision * recall / (precision + recall)) if tp else 0.0
+        out["fpr"] = float((f & ~t).sum() / max((~t).sum(), 1))
+        out["n_flagged"] = float(f.sum())
+    return out

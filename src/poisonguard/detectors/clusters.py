@@ -1,0 +1,153 @@
+"""Activation clustering: per class, a small, well-separated cluster of the embedding is suspect.
+
+Chen et al. reduce each class's activations to ~10 dimensions, split them with 2-means and call
+the smaller cluster poisoned when it is small (relative size under ~35 %) and the split is clean
+(high silhouette). On the proxy embeddings of clean data, plain 2-means on principal components
+finds natural sub-styles with silhouettes as high as the poison's (measured: up to 0.40 on clean
+digits classes, 0.33-0.38 for a 5-10 % patch backdoor), so the split runs in the robustly whitened
+space of :func:`poisonguard.detectors.spectral.whiten_class` instead, where poison sits far from
+the class's clean core. The suspect cluster is the one holding fewer core rows (not merely the
+smaller one, which matters when half a class is poison).
+
+Calibration is ``"probability"``: each row of the suspect cluster scores
+
+    size(relative size) * sigmoid((silhouette - 0.6) / 0.04) * sigmoid(log(spread / 40) / 0.25)
+
+where ``size`` is 1 up to 35 % and falls linearly to 0 at 50 %, and ``spread`` is the median
+whitened squared distance of the cluster over that of the core. Both centres were set on the
+measured cases (clean classes: silhouette <= 0.53, spread <= 41 apart from one class of 4 % odd
+rows; feature backdoors: silhouette >= 0.71, spread >= 56), so a score >= 0.5 means a confident,
+small, far split, and every other row of the class scores 0: the detector stays quiet on classes
+without poison and leaves the ranking of diffuse cases to ``spectral``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from poisonguard.detectors._base import Detector, register
+from poisonguard.detectors.spectral import whiten_class
+
+if TYPE_CHECKING:
+    from poisonguard.evidence import Evidence
+
+__all__ = ["ClassSplit", "Clusters", "split_class"]
+
+_MAX_SHARE = 0.35
+_ZERO_SHARE = 0.5
+_SILHOUETTE = 0.6
+_SPREAD = 40.0
+
+
+@dataclass(frozen=True)
+class ClassSplit:
+    """The 2-means split of one class: ``suspect`` marks the rows of the suspect cluster."""
+
+    suspect: np.ndarray
+    share: float
+    silhouette: float
+    spread: float
+    probability: float
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(x, -50.0, 50.0))))
+
+
+def split_class(rows: np.ndarray, *, dim: int = 10, random_state: int = 0) -> ClassSplit | None:
+    """Split one class's embedding ``rows`` in two; ``None`` when it cannot be split."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    white = whiten_class(rows, dim)
+    Y = white.coords
+    if Y.shape[1] == 0 or len(np.unique(np.round(Y, 9), axis=0)) < 3:
+        return None
+    labels = KMeans(n_clusters=2, n_init=10, random_state=random_state).fit(Y).labels_
+    if len(np.unique(labels)) < 2:
+        return None
+    core_share = [float(white.core[labels == j].mean()) for j in (0, 1)]
+    sizes = np.bincount(labels, minlength=2)
+    suspect_id = int(np.argmin(core_share)) if core_share[0] != core_share[1] else int(
+        np.argmin(sizes))
+    suspect = labels == suspect_id
+    share = float(suspect.mean())
+    sil = float(silhouette_score(Y, labels))
+    dist = (Y ** 2).sum(axis=1)
+    core_median = max(float(np.median(dist[white.core])), 1e-12)
+    spread = float(np.median(dist[suspect])) / core_median
+    size = float(np.clip((_ZERO_SHARE - share) / (_ZERO_SHARE - _MAX_SHARE), 0.0, 1.0))
+    prob = size * _sigmoid((sil - _SILHOUETTE) / 0.04) * _sigmoid(
+        np.log(max(spread, 1e-12) / _SPREAD) / 0.25)
+    return ClassSplit(suspect=suspect, share=share, silhouette=sil, spread=spread, probability=prob)
+
+
+@register
+class Clusters(Detector):
+    """Activation clustering per class; the score is the probability that the row sits in a
+    small, well-separated cluster split off from its class (higher = more suspicious; 0 for
+    every row of a class without such a cluster).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import make_tabular
+    >>> from poisonguard.evidence import Evidence
+    >>> ev = Evidence(make_tabular(n_rows=150, random_state=0))
+    >>> scores = Clusters().suspicion(ev)
+    >>> bool(scores.max() < 0.5)
+    True
+    """
+
+    name: ClassVar[str] = "clusters"
+    summary: ClassVar[str] = "in a small cluster of its class split off from the rest"
+    requires: ClassVar[tuple[str, ...]] = ("embedding", "labels")
+    calibration = "probability"
+    answers: ClassVar[tuple[str, ...]] = ("backdoor", "subpopulation")
+    papers: ClassVar[tuple[str, ...]] = (
+        "Chen, Carvalho, Baracaldo, Ludwig, Edwards, Lee, Molloy, Srivastava. Detecting Backdoor "
+        "Attacks on Deep Neural Networks by Activation Clustering. SafeAI@AAAI 2019",
+    )
+
+    def __init__(self, *, dim: int = 10) -> None:
+        self.dim = dim
+
+    def _splits(self, evidence: Evidence) -> dict[int, ClassSplit]:
+        emb = np.asarray(evidence.embedding, dtype=np.float64)
+        labels = evidence.labels
+        out: dict[int, ClassSplit] = {}
+        for code in np.unique(labels):
+            found = split_class(emb[labels == code], dim=self.dim,
+                                random_state=evidence.random_state)
+            if found is not None:
+                out[int(code)] = found
+        return out
+
+    def suspicion(self, evidence: Evidence) -> np.ndarray:
+        """Probability in [0, 1] that the row is in a split-off cluster of its class."""
+        labels = evidence.labels
+        out = np.zeros(len(labels))
+        for code, found in self._splits(evidence).items():
+            idx = np.flatnonzero(labels == code)
+            out[idx[found.suspect]] = found.probability
+        return out
+
+    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
+        """The cluster's share of its class, its silhouette and how far it lies."""
+        labels = evidence.labels
+        splits = self._splits(evidence)
+        lines = []
+        for r in np.asarray(rows, dtype=np.int64):
+            code = int(labels[r])
+            cls = evidence.classes[code]
+            found = splits.get(code)
+            idx = np.flatnonzero(labels == code)
+            if found is None or not found.suspect[np.searchsorted(idx, r)]:
+                lines.append(f"class {cls!s} shows no split-off cluster around this row")
+                continue
+            lines.append(f"in a {100 * found.share:.0f} % cluster of class {cls!s} split off from "
+                         f"the rest (silhouette {found.silhouette:.2f}, "
+                         f"{np.sqrt(found.spread):.1f}x the core's spread)")
+        return lines
