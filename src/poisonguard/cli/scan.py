@@ -1,0 +1,393 @@
+"""``poisonguard scan``, ``poisonguard demo`` and ``poisonguard catalog``.
+
+``scan`` scores every row of a data file, writes ``scores.csv``, ``report.json`` and
+``report.html`` to ``--out`` (default ``scan-out``), optionally the cleaned data, and exits 1
+when the flagged share exceeds ``--fail-on``. ``demo`` poisons digits with a patch backdoor and
+random label flips, scans it and shows what the scan found and what cleaning buys. ``catalog``
+prints the attack families with their attacks and the detectors that answer them.
+
+Progress goes to stderr only: a live display when stderr is a terminal, otherwise one plain
+line per step that took at least a second (so CI logs show where the time went); ``--quiet``
+silences both. Tables go to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+
+from poisonguard.cli._common import EXIT_FINDINGS, app, echo_table, load_data
+from poisonguard.errors import InputError
+
+if TYPE_CHECKING:
+    from poisonguard.dataset import Dataset
+    from poisonguard.scan import ScanReport
+
+__all__ = ["catalog", "demo", "scan"]
+
+Opt = typer.Option
+MIN_STEP_SECONDS = 1.0  # steps shorter than this are not reported
+
+
+class Steps:
+    """Progress of named steps on stderr; call it with a step name before each step.
+
+    On a terminal: a live spinner per step, kept (with its time) when the step took at least
+    ``min_seconds``. Elsewhere: one line ``step: 2.3 s`` per such step. ``quiet``: nothing.
+    """
+
+    def __init__(self, *, quiet: bool = False, min_seconds: float = MIN_STEP_SECONDS) -> None:
+        self.quiet = quiet
+        self.min_seconds = min_seconds
+        self._current: str | None = None
+        self._since = 0.0
+        self._live: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Steps:
+        if not self.quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  TimeElapsedColumn(), console=Console(stderr=True))
+            self._live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self._finish()
+        self._current = None  # a step that failed is not reported as taking time
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __call__(self, step: str) -> None:
+        if self.quiet:
+            return
+        self._finish()
+        self._current, self._since = step, time.perf_counter()
+        if self._live is not None:
+            self._task = self._live.add_task(step, total=None)
+
+    def _finish(self) -> None:
+        if self._current is None:
+            return
+        took = time.perf_counter() - self._since
+        if self._live is not None:
+            if took < self.min_seconds:
+                self._live.remove_task(self._task)
+            else:
+                self._live.update(self._task, total=1, completed=1)
+        elif took >= self.min_seconds:
+            typer.echo(f"{self._current}: {took:.1f} s", err=True)
+        self._current = None
+
+
+# ------------------------------------------------------------------------------ options
+def parse_budget(text: str | None) -> float | int | None:
+    """``--budget`` as a row count (``10``) or a fraction in (0, 1) (``0.05``)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"--budget must be a row count (e.g. 10) or a fraction in (0, 1) "
+                         f"(got {text!r})")
+    if value <= 0:
+        raise InputError(f"--budget must be > 0 (got {text})")
+    if value < 1:
+        return value
+    if value != int(value):
+        raise InputError(f"--budget of 1 or more must be a whole number of rows (got {text})")
+    return int(value)
+
+
+def _check_fail_on(fail_on: float | None) -> None:
+    if fail_on is not None and not (0.0 <= fail_on <= 1.0):
+        raise InputError(f"--fail-on must be a fraction in [0, 1] (got {fail_on:g})")
+
+
+def _detector_list(detectors: str | None) -> list[str] | None:
+    if detectors is None:
+        return None
+    from poisonguard.detectors import get_detector
+
+    names = list(dict.fromkeys(d.strip() for d in detectors.split(",") if d.strip()))
+    if not names:
+        raise InputError(f"--detectors names no detector (got {detectors!r})")
+    for name in names:
+        try:
+            get_detector(name)
+        except InputError as exc:
+            raise InputError(f"--detectors: {exc}") from None
+    return names
+
+
+def _check_reference(data: str, ds: Dataset, ref_path: str, ref: Dataset) -> None:
+    if ref.modality != ds.modality:
+        raise InputError(f"--reference {ref_path}: {ref.modality} data, but {data} is "
+                         f"{ds.modality} data")
+    if ds.modality == "image" and ref.X.shape[1:] != ds.X.shape[1:]:
+        raise InputError(f"--reference {ref_path}: images of shape {ref.X.shape[1:]}, but {data} "
+                         f"has {ds.X.shape[1:]}")
+    ours, theirs = list(ds.feature_names), list(ref.feature_names)
+    if ds.modality == "tabular" and ours != theirs:
+        missing = [c for c in theirs if c not in ours][:5]
+        extra = [c for c in ours if c not in theirs][:5]
+        parts = ([f"{data} lacks {', '.join(missing)}"] if missing else []) + (
+            [f"the reference lacks {', '.join(extra)}"] if extra else [])
+        raise InputError(f"--reference {ref_path}: its columns differ from {data}'s "
+                         f"({'; '.join(parts) or 'same columns in another order'})")
+
+
+def _check_classes(data: str, ds: Dataset, label: str) -> None:
+    """Refuse data with fewer than two rows per class on average: nothing can be learnt from
+    it, and it usually means the label option names an id or a continuous column."""
+    k = len(ds.classes)
+    if k > 1 and 2 * k > ds.n_rows:
+        hint = f"is --label {label!r} the label column?" if ds.origin is not None and (
+            ds.origin.format != "npz") else "is 'y' a label array?"
+        raise InputError(f"{data}: {k} classes in {ds.n_rows} rows; a scan needs at least 2 rows "
+                         f"per class on average ({hint})")
+
+
+def _check_write_clean(path: Path, ds: Dataset, inputs: list[str]) -> None:
+    from poisonguard import io
+
+    fmt = io.file_format(path)
+    for given in inputs:
+        if Path(given).exists() and path.resolve() == Path(given).resolve():
+            raise InputError(f"--write-clean {path}: is an input file; refusing to overwrite it")
+    if path.is_dir():
+        raise InputError(f"--write-clean {path}: is a directory, expected a file to write")
+    if ds.modality == "image" and fmt != "npz":
+        raise InputError(f"--write-clean {path}: image data can only be saved as .npz")
+    if fmt == "npz" and ds.is_frame:
+        raise InputError(f"--write-clean {path}: data with categorical columns cannot be saved "
+                         "as .npz; use .csv or .parquet")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, expected a directory")
+
+
+def _qualify(data: str, ds: Dataset, exc: InputError) -> InputError:
+    """An error about the scanned data, naming its file once."""
+    text = str(exc)
+    if text.startswith((f"{data}:", f"{ds.name}:", "--")):
+        return exc
+    return InputError(f"{data}: {text}")
+
+
+def write_outputs(report: ScanReport, out: Path) -> list[Path]:
+    """``scores.csv``, ``report.json`` and ``report.html`` in ``out``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
+    paths = [out / "scores.csv", out / "report.json", out / "report.html"]
+    report.to_csv(paths[0])
+    report.to_json(paths[1])
+    report.to_html(paths[2])
+    return paths
+
+
+def _summary(report: ScanReport, title: str, written: list[Path]) -> None:
+    s = report.summary()
+    echo_table([{"rows": s["rows"], "flagged": s["flagged"], "share": f"{s['flagged_share']:.1%}",
+                 "threshold": f"{s['threshold']:.3g}" + (" (budget)" if s["budget"] else ""),
+                 "detectors": ", ".join(s["detectors"])}], title=title)
+    table = report.table
+    rows = []
+    for name, count in report.flagged_by().items():
+        mine = table[table["flagged"] & table["reason"].str.startswith(f"{name}:")]
+        top = mine.sort_values("score", ascending=False, kind="stable").iloc[0]
+        rows.append({"detector": name, "flagged": count,
+                     "top reason": f"row {top['row_id']}: {top['reason'][len(name) + 2:]}"})
+    echo_table(rows, title="flagged by")
+    for name, why in report.skipped.items():
+        typer.echo(f"skipped {name}: {why}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    if written:
+        typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+
+
+# ------------------------------------------------------------------------------ scan
+@app.command("scan")
+def scan(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    out: Annotated[Path, Opt("--out", "-o", help="Directory for scores.csv, report.json and "
+                                                 "report.html.")] = Path("scan-out"),
+    label: Annotated[str, Opt(help="Label column.")] = "label",
+    id_col: Annotated[str | None, Opt(help="Row id column (default: row numbers).")] = None,
+    source_col: Annotated[str | None, Opt(help="Source / contributor column.")] = None,
+    reference: Annotated[str | None, Opt(help="Trusted data of the same shape, loaded like DATA "
+                                              "(enables the validation detector).")] = None,
+    detectors: Annotated[str | None, Opt(help="Detectors, comma-separated (default: all that "
+                                              "apply).")] = None,
+    budget: Annotated[str | None, Opt(help="Flag exactly this many rows: a count (10) or a "
+                                           "fraction (0.05).")] = None,
+    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    model: Annotated[str, Opt(help="Probability proxy: auto, logreg or hgb.")] = "auto",
+    embedder: Annotated[str, Opt(help="Embedding proxy: auto, mlp, cnn or minilm.")] = "auto",
+    write_clean: Annotated[Path | None, Opt(help="Write the data without flagged rows, in the "
+                                                 "format of this file's extension.")] = None,
+    fail_on: Annotated[float | None, Opt(help="Exit 1 when the flagged share exceeds this "
+                                              "fraction.")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
+    from poisonguard import io
+    from poisonguard.scan import scan as run_scan
+
+    n_budget = parse_budget(budget)
+    _check_fail_on(fail_on)
+    names = _detector_list(detectors)
+    _check_out(out)
+    if write_clean is not None:
+        io.file_format(write_clean)
+    with Steps(quiet=quiet) as steps:
+        steps("load data")
+        ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+        ref = None
+        if reference is not None:
+            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
+            _check_reference(data, ds, reference, ref)
+        if write_clean is not None:
+            _check_write_clean(write_clean, ds, [data] + ([reference] if reference else []))
+        _check_classes(data, ds, label)
+        if isinstance(n_budget, int) and n_budget > ds.n_rows:
+            raise InputError(f"--budget of {n_budget} rows exceeds the {ds.n_rows} rows of {data}")
+        try:
+            report = run_scan(ds, detectors=names, budget=n_budget, reference=ref, model=model,
+                              embedder=embedder, random_state=seed, progress=steps)
+        except InputError as exc:
+            raise _qualify(data, ds, exc) from None
+        steps("write reports")
+        written = write_outputs(report, out)
+        if write_clean is not None:
+            clean = report.clean()
+            if ds.has_default_ids:  # no id column: ids are the clean file's row numbers
+                clean = clean.replace(ids=None)
+            written.append(io.save(clean, write_clean))
+    _summary(report, f"scan: {data}", written)
+    share = report.n_flagged / ds.n_rows
+    if fail_on is not None and share > fail_on:
+        typer.echo(f"flagged share {share:.1%} exceeds --fail-on {fail_on:g}", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+# ------------------------------------------------------------------------------ demo
+def _detection_rows(report: ScanReport, masks: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Detection quality overall and per attack (each attack's rows against the clean rows)."""
+    from poisonguard.evaluation.metrics import detection_metrics
+
+    poisoned = np.logical_or.reduce(list(masks.values()))
+    rows = []
+    for name, mask in [("all poison", poisoned), *masks.items()]:
+        keep = mask | ~poisoned
+        m = detection_metrics(mask[keep], report.scores[keep], report.flagged[keep])
+        rows.append({"poison": name, "rows": int(mask.sum()), "AUROC": m["auroc"],
+                     "avg precision": m["average_precision"], "precision": m["precision"],
+                     "recall": m["recall"], "F1": m["f1"]})
+    return rows
+
+
+@app.command("demo")
+def demo(
+    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    out: Annotated[Path, Opt("--out", "-o", help="Directory for the scan's outputs.")] = Path(
+        "demo-out"),
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Poison digits (5 % patch backdoor + 5 % label flips), scan it, clean it, retrain."""
+    from poisonguard.attacks import Backdoor, LabelFlip
+    from poisonguard.datasets import load_dataset
+    from poisonguard.evaluation.metrics import accuracy, attack_success_rate, split
+    from poisonguard.models import fit_quiet, make_model
+    from poisonguard.scan import scan as run_scan
+
+    _check_out(out)
+    start = time.perf_counter()
+    with Steps(quiet=quiet) as steps:
+        steps("poison digits")
+        train, test = split(load_dataset("digits"), random_state=seed)
+        rng = np.random.default_rng(seed)
+        backdoor = Backdoor(trigger="patch", rate=0.05).poison(train, rng=rng)
+        flips = LabelFlip(strategy="random", rate=0.05).poison(backdoor.dataset, rng=rng)
+        src = flips.source_index  # rows of the backdoored set each final row came from
+        carried = np.where(src >= 0, backdoor.mask[np.maximum(src, 0)], False)
+        masks = {"backdoor (patch)": carried & ~flips.mask, "label flips": flips.mask}
+        poisoned = flips.dataset
+        report = run_scan(poisoned, random_state=seed, progress=steps)
+        steps("write reports")
+        written = write_outputs(report, out)
+        steps("train victims")
+        trigger = backdoor.trigger
+        assert trigger is not None  # a backdoor always returns its trigger
+        results = []
+        for name, ds in (("clean data", train), ("poisoned data", poisoned),
+                         ("cleaned by scan", report.clean())):
+            victim = fit_quiet(make_model("logreg", ds), ds.X, ds.y)
+            results.append({"trained on": name, "rows": ds.n_rows,
+                            "clean accuracy": accuracy(victim, test),
+                            "backdoor success": attack_success_rate(victim, trigger, test)})
+    n_poisoned = int(np.logical_or.reduce(list(masks.values())).sum())
+    echo_table(_detection_rows(report, masks),
+               title=f"detection: {n_poisoned} poisoned of {poisoned.n_rows} training rows, "
+                     f"{report.n_flagged} flagged")
+    echo_table(results, title=f"logreg victims on {test.n_rows} clean test rows")
+    typer.echo(f"backdoor success: share of triggered test rows (not of class "
+               f"{trigger.target_class}) predicted as class {trigger.target_class}")
+    typer.echo(f"wrote {', '.join(str(p) for p in written)} "
+               f"({time.perf_counter() - start:.0f} s)")
+
+
+# ------------------------------------------------------------------------------ catalog
+@app.command("catalog")
+def catalog(
+    as_json: Annotated[bool, Opt("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """The field's map: attack families, their attacks, and the detectors that answer them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from poisonguard.catalog import SURVEY
+    from poisonguard.catalog import catalog as build
+
+    entries = build()
+    if as_json:
+        typer.echo(json.dumps({"families": [e.to_dict() for e in entries], "survey": SURVEY},
+                              indent=2))
+        return
+    console = Console(width=160)
+    for entry in entries:
+        info = entry.info
+        table = Table(title=f"{entry.family}", show_header=False, title_justify="left")
+        table.add_column("", style="bold", no_wrap=True)
+        table.add_column("")
+        for key, value in (("goal", info.goal), ("scope", info.scope), ("stealth", info.stealth),
+                           ("attacker needs", info.needs)):
+            table.add_row(key, value)
+        table.add_row("attacks", "\n".join(f"{a['name']}: {a['summary']}" for a in entry.attacks))
+        table.add_row("detectors", "\n".join(f"{d['name']}: {d['summary']}"
+                                             for d in entry.detectors) or "(none registered)")
+        table.add_row("attack papers", "\n".join(info.papers))
+        defences = dict.fromkeys(p for d in entry.detectors for p in d["papers"])
+        table.add_row("defence papers", "\n".join(defences) or "-")
+        console.print(table)
+    console.print(f"survey: {SURVEY}")
