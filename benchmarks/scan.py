@@ -354,20 +354,20 @@ def main(argv: list[str] | None = None) -> None:
              f"{sklearn.__version__}, {platform.machine()}.\n"]
     if "flips" in args.only:
         names = ("breast_cancer", "digits", "wine") if args.quick else FLIP_DATA
-        parts += ["## Label flips\n", markdown_table(section_flips(seeds, names))]
+        parts += ["## Label flips\n", markdown_table(pd.DataFrame(section_flips(seeds, names)))]
     if "backdoor" in args.only:
         cases = BACKDOORS[:2] + BACKDOORS[4:] if args.quick else BACKDOORS
         rates = (0.05,) if args.quick else (0.01, 0.05, 0.1)
-        parts += ["## Backdoors\n", markdown_table(section_backdoor(seeds, cases, rates))]
+        parts += ["## Backdoors\n", markdown_table(pd.DataFrame(section_backdoor(seeds, cases, rates)))]
     if "other" in args.only:
-        parts += ["## Other attacks\n", markdown_table(section_other(seeds))]
+        parts += ["## Other attacks\n", markdown_table(pd.DataFrame(section_other(seeds)))]
     if "retrain" in args.only:
-        parts += ["## Retraining on clean()\n", markdown_table(section_retrain(seeds))]
+        parts += ["## Retraining on clean()\n", markdown_table(pd.DataFrame(section_retrain(seeds)))]
     if "speed" in args.only:
         parts += ["## Speed (default scan, make_classification x 20, child process)\n",
-                  markdown_table(section_speed(args.sizes)),
+                  markdown_table(pd.DataFrame(section_speed(args.sizes))),
                   "## label detector vs cleanlab (same out-of-fold probabilities)\n",
-                  markdown_table([label_vs_cleanlab_time(n) for n in (20_000, 100_000)])]
+                  markdown_table(pd.DataFrame([label_vs_cleanlab_time(n) for n in (20_000, 100_000)]))]
     parts.append(f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n")
     text = "\n".join(parts)
     print(text)

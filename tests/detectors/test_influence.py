@@ -23,7 +23,8 @@ def test_finds_label_flips_on_breast_cancer(strategy: str) -> None:
     scores = get_detector("influence").suspicion(ev)
     out = detection_metrics(res.mask, scores, calibrate(scores, "tail") >= 0.5)
     assert out["auroc"] >= 0.95
-    assert out["recall"] >= 0.8 and out["fpr"] <= 0.03
+    # at the ensemble's alarm (z = 6) influence alone flags most flips and almost no clean row
+    assert out["recall"] >= 0.45 and out["fpr"] <= 0.02
 
 
 def test_few_alarms_on_clean_data() -> None:

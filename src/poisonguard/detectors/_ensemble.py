@@ -24,7 +24,7 @@ from poisonguard.errors import InputError
 
 __all__ = ["ALARM_Z", "THRESHOLD", "Combined", "calibrate", "combine", "resolve_scan_budget"]
 
-ALARM_Z = 4.0
+ALARM_Z = 6.0
 THRESHOLD = 0.5
 
 

@@ -30,9 +30,11 @@ def neighbor_label_distribution(evidence: Evidence, smoothing: float = 1.0,
 
 @register
 class NeighborDisagreement(Detector):
-    """Share of the ``k`` nearest neighbours (embedding space) whose label differs.
+    """Squared share of the ``k`` nearest neighbours (embedding space) whose label differs.
 
-    A score above 0.5 means most neighbours disagree, so the calibrated scale is the score.
+    The square keeps the ranking and puts the alarm (0.5) at about 7 of 10 neighbours
+    disagreeing: at a plain majority this detector alone flagged 1.5-2.5 % of clean digits rows,
+    which the ``label`` detector (model and neighbours together) already judges better.
     """
 
     name = "neighbors"
@@ -46,7 +48,7 @@ class NeighborDisagreement(Detector):
     def suspicion(self, evidence: Evidence) -> np.ndarray:
         labels = evidence.labels
         nb = evidence.neighbors.indices
-        out: np.ndarray = (labels[nb] != labels[:, None]).mean(axis=1)
+        out: np.ndarray = (labels[nb] != labels[:, None]).mean(axis=1) ** 2
         return out
 
     def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
