@@ -8,24 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _data import mixed
 from poisonguard import Dataset, InputError
 from poisonguard.attacks import ATTACKS, Attack, PoisonResult
 from poisonguard.datasets import make_images, make_tabular, make_text
 
-
-def _mixed() -> Dataset:
-    rng = np.random.default_rng(0)
-    n = 200
-    color = rng.choice(["red", "green", "blue"], n)
-    x = rng.normal(size=n)
-    y = ((x > 0) ^ (color == "red")).astype(int)
-    frame = pd.DataFrame({"x": x, "age": rng.integers(18, 90, n), "color": color})
-    return Dataset(frame, y, sources=rng.choice(["a", "b"], n), name="mixed")
-
-
 DATA = {
     "tabular": lambda: make_tabular(n_rows=200, random_state=0),
-    "mixed": _mixed,
+    "mixed": mixed,
     "image": lambda: make_images(n_rows=150, random_state=0),
     "text": lambda: make_text(n_rows=150, random_state=0),
 }

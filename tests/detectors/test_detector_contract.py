@@ -5,29 +5,17 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from poisonguard import Dataset
+from _data import mixed
 from poisonguard.datasets import load_dataset, make_tabular, make_text
 from poisonguard.detectors import DETECTORS, get_detector
 from poisonguard.evidence import Evidence
 
-
-def _mixed() -> Dataset:
-    rng = np.random.default_rng(0)
-    n = 200
-    color = rng.choice(["red", "green", "blue"], n)
-    x = rng.normal(size=n)
-    y = ((x > 0) ^ (color == "red")).astype(int)
-    frame = pd.DataFrame({"x": x, "age": rng.integers(18, 90, n), "color": color})
-    return Dataset(frame, y, sources=rng.choice(["a", "b"], n), name="mixed")
-
-
 DATA = {
     "image": lambda: load_dataset("digits", n_rows=300, random_state=0),
     "tabular": lambda: make_tabular(n_rows=200, random_state=0),
-    "mixed": _mixed,
+    "mixed": mixed,
     "text": lambda: make_text(n_rows=200, random_state=0),
 }
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from poisonguard.errors import InputError
 
-__all__ = ["ALARM_Z", "THRESHOLD", "Combined", "calibrate", "combine", "resolve_scan_budget"]
+__all__ = ["ALARM_Z", "THRESHOLD", "Combined", "calibrate", "combine", "resolve_scan_budget",
+           "robust_z"]
 
 ALARM_Z = 6.0
 THRESHOLD = 0.5

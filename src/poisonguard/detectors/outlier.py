@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from poisonguard.detectors._base import Calibration, Detector, register
+from poisonguard.detectors._ensemble import robust_z as _robust_z
 
 if TYPE_CHECKING:
     from poisonguard.evidence import Evidence
@@ -38,17 +39,6 @@ _TREES = 100
 _TREE_ROWS = 5_000_000  # trees x rows scored stays under this above 50,000 rows
 _MIN_TREES = 10
 _CROWDED_Z = 3.0
-
-
-def _robust_z(s: np.ndarray) -> np.ndarray:
-    med = float(np.median(s))
-    spread = 1.4826 * float(np.median(np.abs(s - med)))
-    if spread <= 1e-12:
-        spread = float(s.std())
-    if spread <= 1e-12:
-        return np.zeros_like(s)
-    out: np.ndarray = (s - med) / spread
-    return out
 
 
 def knn_distance(distances: np.ndarray) -> np.ndarray:
