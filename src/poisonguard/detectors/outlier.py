@@ -64,7 +64,7 @@ def local_outlier_factor(indices: np.ndarray, distances: np.ndarray) -> np.ndarr
     k_distance = d[:, -1]
     reach = np.maximum(d, k_distance[indices])
     positive = d[d > 0]
-    eps = 1e-6 * (float(np.median(positive)) if positive.size else 1.0)
+    eps = 1e-3 * (float(np.median(positive)) if positive.size else 1.0)
     lrd = 1.0 / (reach.mean(axis=1) + eps)
     out: np.ndarray = lrd[indices].mean(axis=1) / lrd
     return out
@@ -86,7 +86,7 @@ def _forest_score(embedding: np.ndarray, sample: int, random_state: int) -> np.n
 
 @register
 class Outlier(Detector):
-    """Outlyingness in embedding space: the larger of the mean robust z-score of kNN distance,
+    """Outlyingness in embedding space: the larger of the median robust z-score of kNN distance,
     LOF and (``forest=True``) an isolation forest, and (``crowding=True``) minus the kNN-distance
     z-score where that is at least 3. Higher = more suspicious; unbounded ("tail").
 
@@ -124,7 +124,9 @@ class Outlier(Detector):
         """The robust z-score of each view of isolation, by name (``knn``, ``lof``, ``forest``)."""
         nb = evidence.neighbors
         out = {"knn": _robust_z(_log_knn(nb.distances)),
-               "lof": _robust_z(local_outlier_factor(nb.indices, nb.distances))}
+               # LOF is a ratio of densities: its log is symmetric, and near-duplicate rows (whose
+               # densities explode) no longer give it a tail of millions of "standard deviations"
+               "lof": _robust_z(np.log(local_outlier_factor(nb.indices, nb.distances)))}
         if self.forest and evidence.n_rows >= 8:
             sample = max(int(self.forest_sample), 2)
             out["forest"] = _robust_z(_forest_score(evidence.embedding, sample,
@@ -133,10 +135,15 @@ class Outlier(Detector):
 
     def _far_crowded(self, evidence: Evidence) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         parts = self.components(evidence)
-        far: np.ndarray = np.mean(np.stack(list(parts.values()), axis=1), axis=1)
+        # the median view: with three views a row must be isolated in two of them (one view
+        # alone blew up on SMS spam, whose many duplicate messages make LOF's densities explode)
+        far: np.ndarray = np.median(np.stack(list(parts.values()), axis=1), axis=1)
         crowded = np.full_like(far, -np.inf)
         if self.crowding:  # only the extreme lower tail: ordinary dense rows keep their far order
-            crowded = np.where(-parts["knn"] >= _CROWDED_Z, -parts["knn"], -np.inf)
+            # exact copies (every neighbour at distance 0) are the duplicates detector's business:
+            # real text has many (SMS spam: "Sorry, I'll call later" dozens of times)
+            copies = knn_distance(evidence.neighbors.distances) == 0
+            crowded = np.where((-parts["knn"] >= _CROWDED_Z) & ~copies, -parts["knn"], -np.inf)
         return parts, far, crowded
 
     def suspicion(self, evidence: Evidence) -> np.ndarray:
