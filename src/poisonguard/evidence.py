@@ -26,11 +26,11 @@ and an MLP on a 128-d SVD of TF-IDF, or MiniLM sentence embeddings with ``embedd
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +47,7 @@ _HGB_FROM_ROWS = 5000
 _FEATURE_K = 20
 
 Progress = Callable[[str], Any]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Evidence:
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
         self._progress = progress
+        self._memo: dict[Hashable, Any] = {}
 
     # ------------------------------------------------------------------ helpers
     @contextmanager
@@ -113,6 +115,13 @@ class Evidence:
         """Record a one-line note for the report (e.g. a fallback that was taken)."""
         if message not in self.notes:
             self.notes.append(message)
+
+    def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """A view derived from the fields and shared by detectors (e.g. a class's whitened
+        embedding, read by ``spectral`` and ``clusters``), computed once per ``key``."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(_T, self._memo[key])
 
     @property
     def n_rows(self) -> int:

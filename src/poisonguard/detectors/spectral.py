@@ -101,6 +101,17 @@ def whiten_class(rows: np.ndarray, dim: int = 10) -> WhitenedClass:
     return WhitenedClass(Y, core)
 
 
+def whitened(evidence: Evidence, code: int, dim: int = 10) -> WhitenedClass:
+    """:func:`whiten_class` of the embedding rows labelled ``code``, computed once per evidence
+    (``spectral`` and ``clusters`` both read it)."""
+
+    def compute() -> WhitenedClass:
+        emb = np.asarray(evidence.embedding, dtype=np.float64)
+        return whiten_class(emb[evidence.labels == code], dim)
+
+    return evidence.memo(("whitened", code, dim), compute)
+
+
 def _que(Y: np.ndarray, alpha: float) -> np.ndarray:
     """Quantum-entropy score of whitened rows: ``alpha = 0`` is the squared norm, large
     ``alpha`` the squared projection on the top direction (times the dimension)."""
@@ -173,7 +184,7 @@ class Spectral(Detector):
             if not self.robust:
                 out[idx] = np.sqrt(_classic(emb[idx]))
                 continue
-            white = whiten_class(emb[idx], self.dim)
+            white = whitened(evidence, int(code), self.dim)
             if white.coords.shape[1] == 0:
                 continue
             score = _que(white.coords, float(self.alpha))
