@@ -239,11 +239,13 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
         found[name] = det
     combined = combine(calibrated, dataset.n_rows, n_budget)
     reasons = np.full(dataset.n_rows, "", dtype=object)
+    t0 = time.perf_counter()
     for j, name in enumerate(combined.names):
         rows = np.flatnonzero(combined.flagged & (combined.top == j))
         if len(rows):
             lines = found[name].explain(ev, rows)
             reasons[rows] = [f"{name}: {line}" for line in lines]
+    timings["explain"] = time.perf_counter() - t0
     table = pd.DataFrame({"row_id": np.asarray(dataset.ids, dtype=str), "score": combined.score,
                           "flagged": combined.flagged, "reason": reasons.astype(str)})
     for name in combined.names:

@@ -58,14 +58,14 @@ def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(x, -50.0, 50.0))))
 
 
-def split_class(rows: np.ndarray, *, dim: int = 10, random_state: int = 0,
-                white: WhitenedClass | None = None) -> ClassSplit | None:
-    """Split one class's embedding ``rows`` in two (``white``: their :func:`whiten_class`, when
-    already computed); ``None`` when it cannot be split."""
+def split_class(rows: np.ndarray | WhitenedClass, *, dim: int = 10,
+                random_state: int = 0) -> ClassSplit | None:
+    """Split one class's embedding ``rows`` (or their :func:`whiten_class`, when already
+    computed) in two; ``None`` when it cannot be split."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
-    white = white if white is not None else whiten_class(rows, dim)
+    white = rows if isinstance(rows, WhitenedClass) else whiten_class(rows, dim)
     Y = white.coords
     if Y.shape[1] == 0 or len(np.unique(np.round(Y, 9), axis=0)) < 3:
         return None
@@ -126,13 +126,10 @@ class Clusters(Detector):
 
     def _splits(self, evidence: Evidence) -> dict[int, ClassSplit]:
         def compute() -> dict[int, ClassSplit]:
-            emb = np.asarray(evidence.embedding, dtype=np.float64)
-            labels = evidence.labels
             out: dict[int, ClassSplit] = {}
-            for code in np.unique(labels):
-                found = split_class(emb[labels == code], dim=self.dim,
-                                    random_state=evidence.random_state,
-                                    white=whitened(evidence, int(code), self.dim))
+            for code in np.unique(evidence.labels):
+                found = split_class(whitened(evidence, int(code), self.dim),
+                                    random_state=evidence.random_state)
                 if found is not None:
                     out[int(code)] = found
             return out
@@ -152,13 +149,17 @@ class Clusters(Detector):
         """The cluster's share of its class, its silhouette and how far it lies."""
         labels = evidence.labels
         splits = self._splits(evidence)
+        # a row's position within its class (the order split_class saw the rows in)
+        position = np.empty(len(labels), dtype=np.int64)
+        for code in np.unique(labels):
+            members = labels == code
+            position[members] = np.arange(int(members.sum()))
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
             code = int(labels[r])
             cls = evidence.classes[code]
             found = splits.get(code)
-            idx = np.flatnonzero(labels == code)
-            if found is None or not found.suspect[np.searchsorted(idx, r)]:
+            if found is None or not found.suspect[position[r]]:
                 lines.append(f"class {cls!s} shows no split-off cluster around this row")
                 continue
             lines.append(f"in a {100 * found.share:.0f} % cluster of class {cls!s} split off from "

@@ -75,9 +75,10 @@ class Influence(Detector):
         labels = evidence.labels
         mean = losses.mean(axis=1)
         epochs = losses.shape[1]
+        medians = {int(c): float(np.median(mean[labels == c])) for c in np.unique(labels)}
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
-            median = float(np.median(mean[labels == labels[r]]))
+            median = medians[int(labels[r])]
             unlearned = np.flatnonzero(losses[r] >= _LEARNED)
             if len(unlearned) == 0:
                 when = "learned from the first epoch"

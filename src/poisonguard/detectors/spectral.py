@@ -75,17 +75,21 @@ def whiten_class(rows: np.ndarray, dim: int = 10) -> WhitenedClass:
     concentration steps from the half nearest the coordinate-wise median and from both ends of
     the first three components keep the start whose covariance has the smallest determinant.
     """
-    X = np.asarray(rows, dtype=np.float64)
+    X = np.array(rows, dtype=np.float64)  # a copy: centred in place
     m = len(X)
     if m < _MIN_ROWS:
         return WhitenedClass(np.zeros((m, 0)), np.ones(m, dtype=bool))
-    X = X - X.mean(axis=0)
-    _, s, vt = np.linalg.svd(X, full_matrices=False)
-    rank = int((s > 1e-8 * max(float(s[0]), 1e-300)).sum()) if s[0] > 1e-12 else 0
+    X -= X.mean(axis=0)
+    # principal axes from the d x d scatter matrix: no m x d factor for a 500,000-row class
+    values, vectors = np.linalg.eigh(X.T @ X)
+    s = np.sqrt(np.clip(values[::-1], 0.0, None))
+    vt = vectors[:, ::-1].T
+    rank = int((s > 1e-6 * max(float(s[0]), 1e-300)).sum()) if s[0] > 1e-12 else 0
     k = min(dim, rank, (m - 1) // 3)
     if k < 1:
         return WhitenedClass(np.zeros((m, 0)), np.ones(m, dtype=bool))
     Z = X @ vt[:k].T
+    del X
     h = max(k + 1, (m + 1) // 2)
     median = np.median(Z, axis=0)
     starts = [np.sort(np.argsort(((Z - median) ** 2).sum(axis=1), kind="stable")[:h])]
@@ -106,8 +110,7 @@ def whitened(evidence: Evidence, code: int, dim: int = 10) -> WhitenedClass:
     (``spectral`` and ``clusters`` both read it)."""
 
     def compute() -> WhitenedClass:
-        emb = np.asarray(evidence.embedding, dtype=np.float64)
-        return whiten_class(emb[evidence.labels == code], dim)
+        return whiten_class(evidence.embedding[evidence.labels == code], dim)
 
     return evidence.memo(("whitened", code, dim), compute)
 
@@ -176,7 +179,7 @@ class Spectral(Detector):
 
     def suspicion(self, evidence: Evidence) -> np.ndarray:
         """Per-class robust distance (core standard deviations); higher = more suspicious."""
-        emb = np.asarray(evidence.embedding, dtype=np.float64)
+        emb = evidence.embedding  # float32; each class is cast on its own
         labels = evidence.labels
         out = np.zeros(len(labels))
         for code in np.unique(labels):
@@ -197,10 +200,11 @@ class Spectral(Detector):
         """The row's distance and how it ranks within its class."""
         scores = self.suspicion(evidence)
         labels = evidence.labels
+        ranked = {int(c): np.sort(scores[labels == c]) for c in np.unique(labels)}
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
-            same = scores[labels == labels[r]]
-            rank = int((same > scores[r]).sum()) + 1
+            same = ranked[int(labels[r])]
+            rank = len(same) - int(np.searchsorted(same, scores[r], side="right")) + 1
             lines.append(f"{scores[r]:.1f} robust SDs from the core of class "
                          f"{evidence.classes[labels[r]]!s} in embedding space "
                          f"(#{rank} of {len(same)} rows in that class)")

@@ -3,6 +3,7 @@ network whose hidden layer is the embedding, with per-row losses recorded after 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,11 +132,19 @@ def _train_mlp(ev: Evidence, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                         alpha=1e-4, random_state=ev.random_state)
     losses = np.empty((ev.n_rows, epochs), dtype=np.float32)
     classes = np.arange(n_classes)
+    hidden = np.empty((ev.n_rows, _HIDDEN), dtype=np.float32)
     for epoch in range(epochs):
         net.partial_fit(Z, codes, classes=classes)
-        losses[:, epoch] = _row_losses(net.predict_proba(Z), codes)
-    hidden = np.maximum(Z @ net.coefs_[0] + net.intercepts_[0], 0.0)
-    return hidden.astype(np.float32), losses
+        for part in _chunks(ev.n_rows):  # bounded memory: a 1M-row pass is 10 small ones
+            losses[part, epoch] = _row_losses(net.predict_proba(Z[part]), codes[part])
+    for part in _chunks(ev.n_rows):
+        hidden[part] = np.maximum(Z[part] @ net.coefs_[0] + net.intercepts_[0], 0.0)
+    return hidden, losses
+
+
+def _chunks(n: int, size: int = 100_000) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
 
 
 def _train_cnn(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
