@@ -129,7 +129,11 @@ class ScanReport:
         return out
 
     def by_source(self) -> pd.DataFrame:
-        """Per source: rows, flagged rows, flagged share and mean score (sources required)."""
+        """Per source: rows, flagged rows, flagged share, mean score and the Beta posterior of
+        its poisoning rate (:func:`poisonguard.provenance.reputation.reputation`: ``rate``,
+        ``rate_low``, ``rate_high``, ``named``), ranked by ``rate_low`` (sources required)."""
+        from poisonguard.provenance.reputation import reputation
+
         if self.dataset.sources is None:
             raise InputError("this dataset has no sources (use --source-col)")
         frame = pd.DataFrame({"source": np.asarray(self.dataset.sources, dtype=str),
@@ -137,9 +141,11 @@ class ScanReport:
         grouped = frame.groupby("source", sort=True)
         out = pd.DataFrame({"rows": grouped.size(), "flagged": grouped["flagged"].sum(),
                             "mean_score": grouped["score"].mean()})
-        out["flagged_share"] = out["flagged"] / out["rows"]
-        out = out.reset_index().sort_values(["flagged_share", "source"], ascending=[False, True])
-        return out.reset_index(drop=True)
+        out = out.reset_index()
+        rep = reputation(out[["source", "rows", "flagged"]].to_dict(orient="records"))
+        out = rep.merge(out[["source", "mean_score"]], on="source", how="left")
+        return out[["source", "rows", "flagged", "flagged_share", "mean_score", "rate", "rate_low",
+                    "rate_high", "named"]]
 
     def to_dict(self, top: int = 100) -> dict[str, Any]:
         """JSON-ready report: summary, the ``top`` flagged rows, timings, versions, notes."""

@@ -101,7 +101,9 @@ def _sources(report: ScanReport) -> dict[str, Any] | None:
         return None
     frame = report.by_source()
     rows = [{"source": str(r.source), "rows": int(r.rows), "flagged": int(r.flagged),
-             "share": f"{100 * float(r.flagged_share):.1f} %", "mean": f"{float(r.mean_score):.3f}"}
+             "share": f"{100 * float(r.flagged_share):.1f} %", "mean": f"{float(r.mean_score):.3f}",
+             "rate": f"{100 * float(r.rate_low):.1f}-{100 * float(r.rate_high):.1f} %",
+             "named": bool(r.named)}
             for r in frame.head(TOP_SOURCES).itertuples(index=False)]
     return {"rows": rows, "total": len(frame)}
 

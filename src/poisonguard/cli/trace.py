@@ -1,0 +1,201 @@
+"""``poisonguard keygen | manifest | verify | diff``: provenance and integrity of data files.
+
+Exit codes: 0 the data matches; 2 bad input (a missing or malformed manifest, a wrong key
+file); 3 integrity failure (rows added, removed or changed; the manifest or its signature
+tampered with). Passphrases are read from an environment variable (``--passphrase-env VAR``),
+never from the command line, where other users could see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from poisonguard.cli._common import EXIT_INTEGRITY, app, echo_table
+from poisonguard.errors import InputError
+
+__all__ = ["attest", "diff", "keygen", "manifest", "sources", "verify"]
+
+Opt = typer.Option
+_SHOW = 20
+
+
+def passphrase_from(env: str | None) -> str | None:
+    """The passphrase in environment variable ``env`` (None when not asked for)."""
+    if env is None:
+        return None
+    value = os.environ.get(env)
+    if not value:
+        raise InputError(f"--passphrase-env {env}: the environment variable is not set or empty")
+    return value
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, Opt("--out", help="Private key file; the public key goes to OUT.pub.")],
+    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR",
+                                              help="Encrypt the key with the passphrase in "
+                                                   "this environment variable.")] = None,
+    force: Annotated[bool, Opt("--force", help="Overwrite existing key files.")] = False,
+) -> None:
+    """Write a new ed25519 signing key (mode 0600) and its public key (OUT.pub)."""
+    from poisonguard.provenance import keys
+
+    priv, pub = keys.generate(out, passphrase=passphrase_from(passphrase_env), overwrite=force)
+    key = keys.load_public_key(pub)
+    typer.echo(f"wrote {priv} (private, mode 0600) and {pub}; key id {keys.key_id(key)}")
+
+
+@app.command()
+def manifest(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set.")],
+    out: Annotated[Path, Opt("--out", help="Manifest JSON; rows go to OUT.rows.parquet.")],
+    label: Annotated[str, Opt("--label", help="Label column.")] = "label",
+    id_col: Annotated[str | None, Opt("--id-col", help="Id column: rows are matched by it. "
+                                      "Without one, rows are matched by content.")] = None,
+    source_col: Annotated[str | None, Opt("--source-col", help="Source column.")] = None,
+    key: Annotated[Path | None, Opt("--key", help="Sign with this private key.")] = None,
+    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+) -> None:
+    """Hash every row and write a (signed) manifest with a Merkle root over the rows."""
+    from poisonguard.provenance import keys
+    from poisonguard.provenance import manifest as mf
+
+    if Path(data).resolve() == out.resolve():
+        raise InputError(f"{out}: --out would overwrite the data file")
+    private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
+    built, table = mf.build(data, label=label, id_col=id_col, source_col=source_col)
+    final = mf.write(built, table, out, key=private)
+    signed = f"signed by key id {final.signature['key_id'][:16]}..." if private else "unsigned"
+    typer.echo(f"wrote {out} and {mf.rows_path(out).name}: {final.rows} rows, keyed by "
+               f"{final.keyed}, Merkle root {final.merkle_root}, {signed}")
+
+
+def _show_changes(changes: Any) -> None:
+    for kind in ("added", "removed", "changed"):
+        keys_ = getattr(changes, kind)
+        if len(keys_):
+            shown = ", ".join(str(k) for k in keys_[:_SHOW])
+            more = f" and {len(keys_) - _SHOW} more" if len(keys_) > _SHOW else ""
+            typer.echo(f"  {kind} ({len(keys_)}): {shown}{more}", err=True)
+
+
+@app.command()
+def verify(
+    data: Annotated[str, typer.Argument(help="The data file to check.")],
+    manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Its manifest.")],
+    pubkey: Annotated[Path | None, Opt("--pubkey", help="Require a signature by this key.")] = None,
+) -> None:
+    """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed."""
+    from poisonguard.provenance import keys
+    from poisonguard.provenance.verify import verify as run
+
+    public = keys.load_public_key(pubkey) if pubkey else None
+    result = run(data, manifest_path, public_key=public)
+    typer.echo(f"signature: {result.signature}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.ok:
+        typer.echo(f"ok: {data} matches {manifest_path}")
+        return
+    for problem in result.problems:
+        typer.echo(f"error: {problem}", err=True)
+    if result.changes is not None:
+        _show_changes(result.changes)
+        counts = result.changes.counts()
+        typer.echo(f"rows added {counts['added']}, removed {counts['removed']}, changed "
+                   f"{counts['changed']}, unchanged {counts['unchanged']}", err=True)
+    raise typer.Exit(EXIT_INTEGRITY)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The older manifest.")],
+    new: Annotated[Path, typer.Argument(help="The newer manifest.")],
+    out: Annotated[Path | None, Opt("--out", help="Also write the diff as JSON.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Rows added, removed and changed between two manifests, grouped by source."""
+    from poisonguard.io import write_text
+    from poisonguard.provenance import manifest as mf
+    from poisonguard.provenance.diff import compare
+    from poisonguard.provenance.verify import rows_of
+
+    tables = []
+    for path in (old, new):
+        m = mf.read(path)
+        table, problems = rows_of(m, path)
+        if table is None:
+            raise InputError(f"{path}: {problems[0]}")
+        tables.append(table)
+    changes = compare(tables[0], tables[1])
+    payload = {"old": str(old), "new": str(new), **changes.to_dict()}
+    if out is not None:
+        write_text(out, json.dumps(payload, indent=2) + "\n")
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    echo_table([changes.counts()], title=f"{old} -> {new}")
+    echo_table(changes.by_source().to_dict(orient="records"), title="by source")
+    _show_changes(changes)
+
+
+@app.command()
+def attest(
+    scan_dir: Annotated[Path, typer.Argument(help="The --out folder of a scan.")],
+    manifest_path: Annotated[Path, Opt("--manifest", help="Manifest of the scanned data.")],
+    out: Annotated[Path | None, Opt("--out", help="Where to write it (default "
+                                    "SCAN_DIR/attestation.intoto.json).")] = None,
+    key: Annotated[Path | None, Opt("--key", help="Sign it (DSSE envelope).")] = None,
+    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    fail_on: Annotated[float | None, Opt("--fail-on", help="Result FAILED when the flagged "
+                                         "share exceeds this.")] = None,
+) -> None:
+    """Write an in-toto Statement (test-result) binding a scan to the dataset's digest."""
+    from poisonguard.io import write_text
+    from poisonguard.provenance import attest as at
+    from poisonguard.provenance import keys
+
+    if fail_on is not None and not 0.0 <= fail_on <= 1.0:
+        raise InputError(f"--fail-on must be a fraction in [0, 1] (got {fail_on:g})")
+    private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
+    stmt = at.statement(scan_dir, manifest_path, fail_on=fail_on)
+    doc = at.envelope(stmt, private) if private is not None else stmt
+    target = out or scan_dir / "attestation.intoto.json"
+    write_text(target, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    typer.echo(f"wrote {target}: {stmt['predicate']['result']} for "
+               f"{stmt['subject'][0]['name']} ({'signed' if private else 'unsigned'})")
+
+
+@app.command()
+def sources(
+    scan_dirs: Annotated[list[Path], typer.Argument(help="Scan --out folders (with sources).")],
+    out: Annotated[Path | None, Opt("--out", help="Also write the table as CSV.")] = None,
+) -> None:
+    """Rank sources by how often their rows are flagged across scans (Beta posterior)."""
+    from poisonguard.io import write_text
+    from poisonguard.provenance.reputation import reputation
+
+    records: list[dict[str, Any]] = []
+    for folder in scan_dirs:
+        path = folder / "report.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))["summary"]
+        except FileNotFoundError:
+            raise InputError(f"{path}: no scan report here") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a poisonguard scan report ({exc})") from None
+        if "sources" not in summary:
+            raise InputError(f"{folder}: the scan had no sources (scan with --source-col)")
+        records += [{"source": r["source"], "rows": r["rows"], "flagged": r["flagged"]}
+                    for r in summary["sources"]]
+    table = reputation(records)
+    if out is not None:
+        write_text(out, table.to_csv(index=False))
+    echo_table(table.to_dict(orient="records"), title=f"sources over {len(scan_dirs)} scan(s)")
+    for name in table.loc[table["named"], "source"]:
+        typer.echo(f"named: source {name!r} is flagged far above the base rate", err=True)

@@ -1,0 +1,2 @@
+"""Provenance and integrity: row hashes, manifests, signatures, the Merkle ledger, diffs by
+source and contributor reputation."""

@@ -1,0 +1,236 @@
+"""Row hashes: SHA-256 over a canonical, format-independent encoding of each row.
+
+A row is encoded as the magic bytes ``b"PG\\x01"`` followed by cells, in this order: the id (a
+string; null when the manifest is keyed by content, i.e. without an id column), the source (a
+string, or null), the label, then the features in the order of their column names (sorted by
+code point, so moving a column is not a change). Each cell is self-delimiting:
+
+* a number (any integer, float or boolean value, or a string that reads as a finite number):
+  ``0x01`` + the IEEE-754 float64, big-endian, with ``-0.0`` written as ``0.0``;
+* null (a missing cell, NaN): nine zero bytes;
+* any other string: ``0x02`` + its UTF-8 length as 4 bytes big-endian + the UTF-8 bytes.
+
+Only the typed values enter the hash, never the file's bytes, so the same table saved as CSV
+and as Parquet gives the same row hashes (CSV writes floats exactly since Python 3.1). Integers
+beyond 2**53 are not exact in float64 and may collide with a neighbour; ids are strings and
+always exact. Images and other arrays are flattened in C order, one cell per value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.errors import InputError
+
+__all__ = ["MAGIC", "RowChunk", "chunk_from_frame", "dataset_chunks", "file_sha256", "row_hashes",
+           "table_chunks"]
+
+MAGIC = b"PG\x01"
+_NULL = b"\x00" * 9
+_CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class RowChunk:
+    """Consecutive rows of a table split into roles. ``features`` is in column-name order;
+    ``ids``/``sources`` are strings (``sources`` may hold None for a missing source)."""
+
+    start: int
+    ids: np.ndarray | None
+    sources: np.ndarray | None
+    labels: np.ndarray
+    features: tuple[tuple[str, np.ndarray], ...]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.labels)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _string_cell(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return b"\x02" + len(raw).to_bytes(4, "big") + raw
+
+
+def _numeric_block(values: np.ndarray) -> np.ndarray:
+    """``(m, k)`` numbers (NaN = null) as ``(m, 9 k)`` bytes."""
+    m, k = values.shape
+    v = np.asarray(values, dtype=np.float64) + 0.0  # -0.0 + 0.0 == +0.0
+    null = np.isnan(v)
+    out = np.empty((m, k, 9), dtype=np.uint8)
+    out[:, :, 0] = np.where(null, 0, 1)
+    out[:, :, 1:] = np.where(null, 0.0, v).astype(">f8").view(np.uint8).reshape(m, k, 8)
+    out[:, :, 1:][null] = 0
+    return out.reshape(m, 9 * k)
+
+
+def _object_cells(values: np.ndarray) -> list[bytes]:
+    """One cell per value of an object column: numbers, nulls and strings mixed."""
+    series = pd.Series(values, dtype=object)
+    as_num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    missing = series.isna().to_numpy()
+    cells: list[bytes] = []
+    numbers = _numeric_block(as_num[:, None])
+    for i, value in enumerate(values):
+        if missing[i]:
+            cells.append(_NULL)
+        elif np.isfinite(as_num[i]):
+            cells.append(numbers[i].tobytes())
+        else:
+            cells.append(_string_cell(str(value)))
+    return cells
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    return values.dtype.kind in "iufb"
+
+
+def row_hashes(chunk: RowChunk) -> np.ndarray:
+    """SHA-256 of every row of ``chunk`` as an ``(m, 32)`` uint8 array (module docstring)."""
+    m = chunk.n_rows
+    prefix = [MAGIC] * m
+    for role in (chunk.ids, chunk.sources):
+        cells = [_NULL] * m if role is None else [
+            _NULL if v is None else _string_cell(str(v)) for v in role]
+        prefix = [a + b for a, b in zip(prefix, cells, strict=True)]
+    # features: runs of numeric columns become one fixed-width block, other columns cell by cell
+    parts: list[np.ndarray | list[bytes]] = []
+    columns = [("label", chunk.labels), *chunk.features]
+    run: list[np.ndarray] = []
+    for _, values in columns:
+        if _is_numeric(values):
+            run.append(np.asarray(values, dtype=np.float64).reshape(m, -1))
+            continue
+        if run:
+            parts.append(_numeric_block(np.concatenate(run, axis=1)))
+            run = []
+        parts.append(_object_cells(np.asarray(values, dtype=object)))
+    if run:
+        parts.append(_numeric_block(np.concatenate(run, axis=1)))
+    out = np.empty((m, 32), dtype=np.uint8)
+    if len(parts) == 1 and isinstance(parts[0], np.ndarray):  # the common all-numeric table
+        block = parts[0]
+        width = block.shape[1]
+        buf = block.tobytes()
+        digests = [hashlib.sha256(prefix[i] + buf[i * width:(i + 1) * width]).digest()
+                   for i in range(m)]
+    else:
+        pieces: list[list[bytes]] = []
+        for part in parts:
+            if isinstance(part, np.ndarray):
+                width = part.shape[1]
+                buf = part.tobytes()
+                pieces.append([buf[i * width:(i + 1) * width] for i in range(m)])
+            else:
+                pieces.append(part)
+        digests = [hashlib.sha256(b"".join([prefix[i], *(p[i] for p in pieces)])).digest()
+                   for i in range(m)]
+    out[:] = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(m, 32)
+    return out
+
+
+def chunk_from_frame(frame: pd.DataFrame, start: int, *, label: str, id_col: str | None,
+                     source_col: str | None, where: str) -> RowChunk:
+    """Split a table chunk into roles (``where`` names the file in errors)."""
+    ids = None
+    if id_col is not None:
+        raw = frame[id_col]
+        if raw.isna().any():
+            i = int(np.flatnonzero(raw.isna().to_numpy())[0])
+            raise InputError(f"{where}: row {start + i}, column '{id_col}': id is missing")
+        ids = raw.astype(str).to_numpy(dtype=object)
+    sources = None
+    if source_col is not None:
+        raw = frame[source_col]
+        sources = np.asarray(np.where(raw.isna(), None, raw.astype(str)), dtype=object)
+    special = {c for c in (label, id_col, source_col) if c is not None}
+    names = sorted(c for c in frame.columns if c not in special)
+    feats = tuple((str(c), _column_values(frame[c])) for c in names)
+    return RowChunk(start, ids, sources, _column_values(frame[label]), feats)
+
+
+def _column_values(series: pd.Series) -> np.ndarray:
+    """Numeric columns as float64 (NaN = null), anything else as objects."""
+    out: np.ndarray
+    if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
+        out = series.to_numpy(dtype=np.float64)
+    elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        out = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        out = series.to_numpy(dtype=object)
+    return out
+
+
+def _check_columns(columns: list[str], where: str, label: str, id_col: str | None,
+                   source_col: str | None) -> None:
+    for role, col in (("label", label), ("id", id_col), ("source", source_col)):
+        if col is not None and col not in columns:
+            flag = "--label" if role == "label" else f"--{role}-col"
+            raise InputError(f"{where}: no {role} column '{col}' (set {flag}); columns are: "
+                             f"{', '.join(columns)}")
+
+
+def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
+                 source_col: str | None, chunk_rows: int = _CHUNK_ROWS) -> Iterator[RowChunk]:
+    """Stream a CSV or Parquet file as :class:`RowChunk` s of at most ``chunk_rows`` rows."""
+    p = Path(path)
+    text = {c: str for c in (id_col, source_col) if c is not None}
+    start = 0
+    if fmt == "csv":
+        try:
+            header = list(pd.read_csv(p, nrows=0).columns)
+            _check_columns(header, str(p), label, id_col, source_col)
+            reader = pd.read_csv(p, chunksize=chunk_rows, dtype=text)
+            for frame in reader:
+                yield chunk_from_frame(frame, start, label=label, id_col=id_col,
+                                       source_col=source_col, where=str(p))
+                start += len(frame)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{p}: cannot read as CSV: {first}") from None
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{p}: cannot read as Parquet: {exc}") from None
+        _check_columns(list(pf.schema_arrow.names), str(p), label, id_col, source_col)
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            frame = batch.to_pandas()
+            yield chunk_from_frame(frame, start, label=label, id_col=id_col,
+                                   source_col=source_col, where=str(p))
+            start += len(frame)
+
+
+def dataset_chunks(ds: Any, *, keyed: bool, chunk_rows: int = _CHUNK_ROWS) -> Iterator[RowChunk]:
+    """A loaded :class:`poisonguard.Dataset` (NPZ files, built-in data sets) as chunks."""
+    frame = ds.frame()
+    names = sorted(str(c) for c in frame.columns)
+    frame = frame[names]
+    for start in range(0, ds.n_rows, chunk_rows):
+        stop = min(start + chunk_rows, ds.n_rows)
+        part = frame.iloc[start:stop]
+        feats = tuple((c, _column_values(part[c])) for c in names)
+        labels = np.asarray(ds.y[start:stop])
+        labels = labels.astype(np.float64) if _is_numeric(labels) else labels.astype(object)
+        yield RowChunk(start, np.asarray(ds.ids[start:stop], dtype=object) if keyed else None,
+                       None if ds.sources is None else np.asarray(ds.sources[start:stop],
+                                                                  dtype=object),
+                       labels, feats)

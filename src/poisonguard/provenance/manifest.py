@@ -1,0 +1,355 @@
+"""Manifests: what a dataset version is, row by row, in one signed JSON file and a sidecar.
+
+``M.json`` holds the row count, the columns and their roles, the data file's SHA-256, the RFC
+6962 Merkle root over the row hashes (:mod:`poisonguard.provenance.hashing`) with leaves ordered
+by id (by row hash when there is no id column: the manifest is then keyed by content and row
+order never matters), rows per source, the creation time (``SOURCE_DATE_EPOCH`` pins it) and an
+optional ed25519 signature over the canonical JSON of everything else. ``M.rows.parquet`` holds
+``id, hash, source, row`` per row in leaf order; its SHA-256 is in the manifest, so the pair is
+checked as one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.errors import InputError
+from poisonguard.provenance import merkle
+from poisonguard.provenance.hashing import RowChunk, dataset_chunks, file_sha256, row_hashes, table_chunks
+
+__all__ = ["FORMAT", "Manifest", "RowTable", "build", "canonical_json", "collect", "read",
+           "read_dict", "rows_path", "sign", "write"]
+
+FORMAT = "poisonguard-manifest/1"
+_SLICE = 1 << 18  # rows hashed, written or placed at a time
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes a signature covers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def rows_path(manifest_path: str | Path) -> Path:
+    """``M.json`` -> ``M.rows.parquet`` (the per-row sidecar)."""
+    p = Path(manifest_path)
+    stem = p.name[:-5] if p.name.endswith(".json") else p.name
+    return p.with_name(stem + ".rows.parquet")
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """Per-row hashes in leaf order: ``ids`` (UTF-8 bytes; empty when keyed by content),
+    ``hashes`` ``(n, 32)`` uint8, ``sources`` (a categorical, NaN where a row has none; None
+    without a source column) and ``rows`` (the
+    row's position in the file)."""
+
+    ids: np.ndarray
+    hashes: np.ndarray
+    sources: pd.Categorical | None
+    rows: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.hashes)
+
+    def root(self) -> bytes:
+        """RFC 6962 Merkle root over the row hashes in this order.
+
+        Level by level (an odd node moves up unchanged, which is RFC 6962's split at the
+        largest power of two), each level a numpy array hashed a slice at a time, so 10 million
+        rows need ~160 MB beyond their hashes, not millions of Python objects."""
+        n = self.n_rows
+        if n == 0:
+            return hashlib.sha256(b"").digest()
+        # leaves are paired as they are hashed: the first stored level has n / 2 nodes
+        level = np.empty(((n + 1) // 2, 32), dtype=np.uint8)
+        for start in range(0, n, _SLICE):  # _SLICE is even, so pairs never straddle slices
+            block = self.hashes[start:start + _SLICE].tobytes()
+            leaves = [merkle.leaf_hash(block[i:i + 32]) for i in range(0, len(block), 32)]
+            nodes = [merkle.node_hash(leaves[i], leaves[i + 1]) if i + 1 < len(leaves)
+                     else leaves[i] for i in range(0, len(leaves), 2)]
+            level[start // 2:start // 2 + len(nodes)] = np.frombuffer(
+                b"".join(nodes), dtype=np.uint8).reshape(-1, 32)
+        while len(level) > 1:
+            m = len(level)
+            up = np.empty(((m + 1) // 2, 32), dtype=np.uint8)
+            for start in range(0, m - 1, 2 * _SLICE):
+                block = level[start:min(start + 2 * _SLICE, m - m % 2)].tobytes()
+                up[start // 2:start // 2 + len(block) // 64] = np.frombuffer(b"".join(
+                    merkle.node_hash(block[i:i + 32], block[i + 32:i + 64])
+                    for i in range(0, len(block), 64)), dtype=np.uint8).reshape(-1, 32)
+            if m % 2:
+                up[-1] = level[-1]
+            level = up
+        return bytes(level[0].tobytes())
+
+    def key_strings(self) -> np.ndarray:
+        """The ids as str (keyed), or the hashes in hex (keyed by content)."""
+        if len(self.ids):
+            return np.char.decode(self.ids, "utf-8").astype(object)
+        return np.asarray([bytes(h).hex() for h in self.hashes], dtype=object)
+
+    def to_parquet(self, path: Path) -> None:
+        """Write ``id, hash, source, row`` atomically, 262,144 rows per row group."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from poisonguard.io import atomic_path
+
+        schema = pa.schema([("id", pa.string()), ("hash", pa.binary(32)),
+                            ("source", pa.dictionary(pa.int32(), pa.string())),
+                            ("row", pa.int64())])
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for start in range(0, max(self.n_rows, 1), _SLICE):
+                part = slice(start, start + _SLICE)
+                m = len(self.hashes[part])
+                ids = (pa.array(self.ids[part], pa.binary()).cast(pa.string()) if len(self.ids)
+                       else pa.nulls(m, pa.string()))
+                hashes = pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(32), m, [None, pa.py_buffer(self.hashes[part].tobytes())])
+                if self.sources is None:
+                    src = pa.nulls(m, pa.string()).dictionary_encode()
+                else:
+                    codes = np.asarray(self.sources.codes[part], dtype=np.int32)
+                    src = pa.DictionaryArray.from_arrays(
+                        pa.array(codes, pa.int32(), mask=codes < 0),
+                        pa.array(self.sources.categories.astype(str), pa.string()))
+                out.write_table(pa.table([ids, hashes, src, pa.array(self.rows[part], pa.int64())],
+                                         schema=schema))
+
+    @classmethod
+    def from_parquet(cls, path: Path) -> RowTable:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            t = pq.read_table(path)
+        except FileNotFoundError:
+            raise InputError(f"{path}: the manifest's rows file is missing") from None
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path}: not a manifest rows file ({exc})") from None
+        if set(t.column_names) != {"id", "hash", "source", "row"} or \
+                t.schema.field("hash").type != pa.binary(32):
+            raise InputError(f"{path}: not a manifest rows file (columns {t.column_names})")
+        n = t.num_rows
+        raw = t.column("hash").combine_chunks()
+        hashes = np.frombuffer(raw.buffers()[1], dtype=np.uint8)[raw.offset * 32:(raw.offset + n) * 32]
+        id_col = t.column("id")
+        ids = (np.char.encode(np.asarray(id_col.to_pylist(), dtype=str), "utf-8")
+               if n and id_col.null_count < n else np.empty(0, dtype="S1"))
+        src_col = t.column("source")
+        sources = None if src_col.null_count == n and n else pd.Categorical(
+            src_col.cast(pa.string()).to_pandas())
+        return cls(ids, hashes.reshape(n, 32).copy(), sources, t.column("row").to_numpy())
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A dataset version (see the module docstring); ``signature`` is empty when unsigned."""
+
+    data: dict[str, Any]
+    columns: dict[str, Any]
+    rows: int
+    keyed: str
+    merkle_root: str
+    sources: dict[str, int]
+    rows_file: dict[str, str]
+    created: str
+    signature: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """Everything but the signature: what the signature covers."""
+        return {"format": FORMAT, "data": self.data, "columns": self.columns, "rows": self.rows,
+                "keyed": self.keyed, "merkle_root": self.merkle_root, "sources": self.sources,
+                "rows_file": self.rows_file, "created": self.created}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.body()
+        if self.signature:
+            out["signature"] = dict(self.signature)
+        return out
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the whole manifest (signature included)."""
+        return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+
+
+def _created() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _chunks(data: str, *, label: str, id_col: str | None, source_col: str | None,
+            chunk_rows: int) -> tuple[Iterator[RowChunk], dict[str, Any]]:
+    from poisonguard import io
+    from poisonguard.datasets import DATASETS, load_dataset
+
+    p = Path(data)
+    if not p.exists() and data in DATASETS:
+        ds = load_dataset(data)
+        return dataset_chunks(ds, keyed=False, chunk_rows=chunk_rows), {
+            "path": data, "format": "builtin"}
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a data file")
+    fmt = io.file_format(p)
+    info = {"path": p.name, "format": fmt, "sha256": file_sha256(p), "bytes": p.stat().st_size}
+    if fmt == "npz":
+        ds = io.load(p)
+        keyed = not ds.has_default_ids
+        return dataset_chunks(ds, keyed=keyed, chunk_rows=chunk_rows), info
+    return table_chunks(p, fmt, label=label, id_col=id_col, source_col=source_col,
+                        chunk_rows=chunk_rows), info
+
+
+def collect(data: str, *, label: str = "label", id_col: str | None = None,
+            source_col: str | None = None,
+            chunk_rows: int = 100_000) -> tuple[RowTable, dict[str, Any], list[str], str]:
+    """Hash every row of ``data``: ``(rows in leaf order, data info, feature names, keyed)``."""
+    chunks, info = _chunks(data, label=label, id_col=id_col, source_col=source_col,
+                           chunk_rows=chunk_rows)
+    ids: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    names: list[str] | None = None
+    categories: dict[str, int] = {}
+    keyed = "content"
+    n = 0
+    # row hashes go to a scratch file in file order and come back once, in leaf order, so the
+    # 32 bytes per row are held once (10M rows: 320 MB), not once per chunk plus a sorted copy
+    with tempfile.TemporaryFile() as scratch:
+        for chunk in chunks:
+            if names is None:
+                names = [name for name, _ in chunk.features]
+            h = row_hashes(chunk)
+            scratch.write(h.tobytes())
+            n += len(h)
+            if chunk.ids is not None:
+                keyed = "id"
+                ids.append(np.array([s.encode("utf-8") for s in chunk.ids], dtype="S"))
+            if chunk.sources is not None:
+                codes.append(np.array([-1 if s is None else categories.setdefault(s, len(categories))
+                                       for s in chunk.sources], dtype=np.int32))
+        if names is None:
+            raise InputError(f"{data}: no rows")
+        index_type = np.int32 if n < 2**31 else np.int64
+        H = np.empty((n, 32), dtype=np.uint8)
+        scratch.seek(0)
+        if keyed == "id":
+            id_arr = np.concatenate(ids)
+            del ids
+            order = np.argsort(id_arr, kind="stable").astype(index_type)
+            sorted_ids = id_arr[order]
+            del id_arr
+            dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+            if len(dup):
+                rows = np.sort(order[dup[0]:dup[0] + 2])
+                raise InputError(f"{data}: duplicate id {sorted_ids[dup[0]].decode()!r} at rows "
+                                 f"{rows[0]} and {rows[1]}; ids must be unique")
+            where = np.empty(n, dtype=index_type)
+            where[order] = np.arange(n, dtype=index_type)
+            block = np.empty((min(n, _SLICE), 32), dtype=np.uint8)
+            for start in range(0, n, _SLICE):
+                m = min(_SLICE, n - start)
+                scratch.readinto(block[:m].data.cast("B"))
+                H[where[start:start + m]] = block[:m]
+            del where, block
+        else:
+            sorted_ids = np.empty(0, dtype="S1")
+            scratch.readinto(H.data.cast("B"))
+            keys = H.view("S32").ravel()
+            order = np.argsort(keys, kind="stable").astype(index_type)  # by hash bytes
+            keys.sort()  # in place: equal hashes are equal bytes, so this is H[order]
+    sources = None
+    if codes:
+        sources = pd.Categorical.from_codes(np.concatenate(codes)[order], list(categories))
+    table = RowTable(sorted_ids, H, sources, order)
+    info["rows"] = n
+    return table, info, names, keyed
+
+
+def build(data: str, *, label: str = "label", id_col: str | None = None,
+          source_col: str | None = None,
+          chunk_rows: int = 100_000) -> tuple[Manifest, RowTable]:
+    """The (unsigned) manifest of ``data`` (a CSV, Parquet or NPZ file, or a built-in data set
+    name) and its row table; :func:`write` names the rows file and signs."""
+    table, info, names, keyed = collect(data, label=label, id_col=id_col, source_col=source_col,
+                                        chunk_rows=chunk_rows)
+    n = info.pop("rows")
+    src: dict[str, int] = {}
+    if table.sources is not None:
+        counts = pd.Series(table.sources).value_counts(dropna=False)
+        src = {("" if pd.isna(v) else str(v)): int(c) for v, c in counts.items()}
+        src = dict(sorted(src.items()))
+    manifest = Manifest(
+        data=info, columns={"label": label, "id": id_col, "source": source_col,
+                            "features": names},
+        rows=n, keyed=keyed, merkle_root=table.root().hex(), sources=src,
+        rows_file={"name": "", "sha256": ""}, created=_created())
+    return manifest, table
+
+
+def sign(manifest: Manifest, key: Any) -> Manifest:
+    """``manifest`` with an ed25519 signature over its canonical body."""
+    from poisonguard.provenance import keys
+
+    sig = keys.sign(key, canonical_json(manifest.body()))
+    return Manifest(**{**manifest.__dict__, "signature": {
+        "algorithm": "ed25519", "key_id": keys.key_id(key),
+        "public_key": keys.public_bytes(key.public_key()).hex(), "value": sig.hex()}})
+
+
+def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None) -> Manifest:
+    """Write ``M.rows.parquet`` then ``M.json`` (atomically); returns the manifest as written
+    (with the rows file's name and digest, re-signed with ``key`` when given)."""
+    from poisonguard.io import write_text
+
+    p = Path(path)
+    side = rows_path(p)
+    table.to_parquet(side)
+    final = Manifest(**{**manifest.__dict__, "signature": {},
+                        "rows_file": {"name": side.name, "sha256": file_sha256(side)}})
+    if key is not None:
+        final = sign(final, key)
+    write_text(p, json.dumps(final.to_dict(), indent=2, sort_keys=True) + "\n")
+    return final
+
+
+def read(path: str | Path) -> Manifest:
+    """Read ``M.json``; :class:`InputError` naming the file when it is missing or not ours."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such manifest") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, expected a manifest") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not a manifest (invalid JSON: {exc})") from None
+    return read_dict(obj, p)
+
+
+def read_dict(obj: Any, p: str | Path) -> Manifest:
+    """A manifest from its parsed JSON (``p`` names it in errors)."""
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise InputError(f"{p}: not a poisonguard manifest (no \"format\": \"{FORMAT}\")")
+    try:
+        return Manifest(data=dict(obj["data"]), columns=dict(obj["columns"]), rows=int(obj["rows"]),
+                        keyed=str(obj["keyed"]), merkle_root=str(obj["merkle_root"]),
+                        sources={str(k): int(v) for k, v in obj["sources"].items()},
+                        rows_file=dict(obj["rows_file"]), created=str(obj["created"]),
+                        signature=dict(obj.get("signature") or {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{p}: malformed manifest (field {exc})") from None

@@ -1,0 +1,222 @@
+"""Manifests and verification: every tamper is caught, and what is not a change is not one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from poisonguard.errors import InputError
+from poisonguard.provenance import keys
+from poisonguard.provenance import manifest as mf
+from poisonguard.provenance.verify import verify
+
+ROWS = 40
+
+
+def table(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": [f"r{i:03d}" for i in range(ROWS)],
+        "x1": rng.normal(size=ROWS).round(6),
+        "x2": rng.integers(0, 100, ROWS),
+        "colour": rng.choice(["red", "green", "blue"], ROWS),
+        "vendor": rng.choice(["acme", "crowd"], ROWS),
+        "label": rng.integers(0, 2, ROWS),
+    })
+
+
+def write_manifest(df: pd.DataFrame, folder: Path, *, fmt: str = "csv", key: object = None,
+                   name: str = "data") -> tuple[Path, Path]:
+    data = folder / f"{name}.{fmt}"
+    if fmt == "csv":
+        df.to_csv(data, index=False)
+    else:
+        df.to_parquet(data, index=False)
+    built, rows = mf.build(str(data), id_col="id", source_col="vendor")
+    out = folder / f"{name}.json"
+    mf.write(built, rows, out, key=key)
+    return data, out
+
+
+def test_same_values_as_csv_and_parquet_same_root_and_row_hashes(tmp_path: Path) -> None:
+    df = table()
+    _, m_csv = write_manifest(df, tmp_path, name="a")
+    _, m_pq = write_manifest(df, tmp_path, fmt="parquet", name="b")
+    a, b = mf.read(m_csv), mf.read(m_pq)
+    assert a.merkle_root == b.merkle_root
+    assert a.data["sha256"] != b.data["sha256"]  # different bytes, same rows
+    ra = mf.RowTable.from_parquet(mf.rows_path(m_csv))
+    rb = mf.RowTable.from_parquet(mf.rows_path(m_pq))
+    assert np.array_equal(ra.hashes, rb.hashes) and np.array_equal(ra.ids, rb.ids)
+
+
+def test_row_order_and_column_order_do_not_count(tmp_path: Path) -> None:
+    df = table()
+    _, m = write_manifest(df, tmp_path)
+    shuffled = df.sample(frac=1.0, random_state=3)[["label", "colour", "x2", "vendor", "id", "x1"]]
+    other = tmp_path / "shuffled.parquet"
+    shuffled.to_parquet(other, index=False)
+    result = verify(str(other), m)
+    assert result.ok, result.problems
+    assert result.notes  # the bytes differ, the rows do not
+
+
+def test_without_ids_rows_are_matched_by_content(tmp_path: Path) -> None:
+    df = table().drop(columns="id")
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    built, rows = mf.build(str(data))
+    m = tmp_path / "d.json"
+    mf.write(built, rows, m)
+    assert mf.read(m).keyed == "content"
+    df.sample(frac=1.0, random_state=1).to_csv(data, index=False)
+    assert verify(str(data), m).ok
+    pd.concat([df, df.iloc[[5]]]).to_csv(data, index=False)  # one row duplicated
+    result = verify(str(data), m)
+    assert not result.ok and result.changes is not None
+    assert result.changes.counts()["added"] == 1 and result.changes.counts()["removed"] == 0
+
+
+def _tamper(df: pd.DataFrame, kind: str, row: int) -> tuple[pd.DataFrame, str, str]:
+    """``(tampered copy, the kind of change verify must report, the id it must name)``."""
+    out = df.copy()
+    rid = str(df.loc[row, "id"])
+    if kind == "cell":
+        out.loc[row, "x1"] = out.loc[row, "x1"] + 1e-3
+        return out, "changed", rid
+    if kind == "category":
+        out.loc[row, "colour"] = "purple"
+        return out, "changed", rid
+    if kind == "label":
+        out.loc[row, "label"] = 1 - out.loc[row, "label"]
+        return out, "changed", rid
+    if kind == "source":
+        out.loc[row, "vendor"] = "mallory"
+        return out, "changed", rid
+    if kind == "id":
+        out.loc[row, "id"] = "zz-new"
+        return out, "added", "zz-new"
+    if kind == "remove":
+        return out.drop(index=row), "removed", rid
+    if kind == "add":
+        extra = out.iloc[[row]].copy()
+        extra["id"] = "zz-extra"
+        return pd.concat([out, extra], ignore_index=True), "added", "zz-extra"
+    raise AssertionError(kind)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["cell", "category", "label", "source", "id", "remove", "add"]),
+       row=st.integers(0, ROWS - 1), fmt=st.sampled_from(["csv", "parquet"]))
+def test_every_row_tamper_is_caught_and_named(tmp_path_factory: pytest.TempPathFactory, kind: str,
+                                             row: int, fmt: str) -> None:
+    folder = tmp_path_factory.mktemp("t")
+    df = table()
+    _, m = write_manifest(df, folder)
+    tampered, what, rid = _tamper(df, kind, row)
+    target = folder / f"tampered.{fmt}"
+    if fmt == "csv":
+        tampered.to_csv(target, index=False)
+    else:
+        tampered.to_parquet(target, index=False)
+    result = verify(str(target), m)
+    assert not result.ok
+    assert result.changes is not None
+    assert rid in list(getattr(result.changes, what))
+    counts = result.changes.counts()
+    assert sum(counts[k] for k in ("added", "removed", "changed")) == (2 if kind == "id" else 1)
+
+
+def test_signed_manifest_catches_edits_and_foreign_keys(tmp_path: Path) -> None:
+    priv, pub = keys.generate(tmp_path / "k")
+    other_priv, other_pub = keys.generate(tmp_path / "other")
+    key = keys.load_private_key(priv)
+    data, m = write_manifest(table(), tmp_path, key=key)
+    assert verify(str(data), m, public_key=keys.load_public_key(pub)).ok
+    # the right data, checked against someone else's key
+    wrong = verify(str(data), m, public_key=keys.load_public_key(other_pub))
+    assert not wrong.ok and "another key" in wrong.problems[0]
+    # any edit to the manifest body breaks the signature
+    obj = json.loads(m.read_text())
+    obj["sources"]["acme"] += 1
+    m.write_text(json.dumps(obj))
+    edited = verify(str(data), m)
+    assert not edited.ok and "edited after it was signed" in edited.problems[0]
+    # a signature swapped for another key's (re-signed by an attacker) fails against --pubkey
+    obj["sources"]["acme"] -= 1
+    attacker = keys.load_private_key(other_priv)
+    forged = mf.sign(mf.read_dict(obj, m), attacker)
+    m.write_text(json.dumps(forged.to_dict()))
+    assert verify(str(data), m).ok  # self-consistent...
+    assert not verify(str(data), m, public_key=keys.load_public_key(pub)).ok  # ...but not ours
+
+
+def test_unsigned_manifest_and_rows_file_tampering(tmp_path: Path) -> None:
+    data, m = write_manifest(table(), tmp_path)
+    side = mf.rows_path(m)
+    raw = bytearray(side.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    side.write_bytes(bytes(raw))
+    result = verify(str(data), m)
+    assert not result.ok and any("rows file" in p for p in result.problems)
+    # a forged root in the manifest itself
+    data, m = write_manifest(table(), tmp_path, name="again")
+    obj = json.loads(m.read_text())
+    obj["merkle_root"] = "00" * 32
+    m.write_text(json.dumps(obj))
+    result = verify(str(data), m)
+    assert not result.ok and any("does not match" in p for p in result.problems)
+
+
+def test_pubkey_given_but_manifest_unsigned(tmp_path: Path) -> None:
+    _, pub = keys.generate(tmp_path / "k")
+    data, m = write_manifest(table(), tmp_path)
+    result = verify(str(data), m, public_key=keys.load_public_key(pub))
+    assert not result.ok and "not signed" in result.problems[0]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such manifest"),
+    ("{not json", "invalid JSON"),
+    ('{"format": "something-else"}', "not a poisonguard manifest"),
+    ('{"format": "poisonguard-manifest/1", "rows": 3}', "malformed manifest"),
+])
+def test_bad_manifests_are_input_errors(tmp_path: Path, content: str | None, message: str) -> None:
+    data, _ = write_manifest(table(), tmp_path)
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    with pytest.raises(InputError, match=message):
+        verify(str(data), bad)
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
+    df = table()
+    df.loc[7, "id"] = df.loc[3, "id"]
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    with pytest.raises(InputError, match="duplicate id 'r003' at rows 3 and 7"):
+        mf.build(str(data), id_col="id")
+
+
+def test_builtin_and_npz_data(tmp_path: Path) -> None:
+    built, rows = mf.build("wine")
+    assert built.rows == 178 and built.keyed == "content" and rows.n_rows == 178
+    again, _ = mf.build("wine")
+    assert again.merkle_root == built.merkle_root
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 13, 64, 65])
+def test_row_table_root_is_rfc6962_root(n: int) -> None:
+    from poisonguard.provenance import merkle
+
+    rng = np.random.default_rng(n)
+    hashes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    table = mf.RowTable(np.empty(0, dtype="S1"), hashes, None, np.arange(n))
+    assert table.root() == merkle.root([merkle.leaf_hash(bytes(h)) for h in hashes])
