@@ -9,6 +9,7 @@ import sys
 
 from poisonguard.cli import attack as _attack
 from poisonguard.cli import data as _data
+from poisonguard.cli import ledger as _ledger
 from poisonguard.cli import redteam as _redteam
 from poisonguard.cli import scan as _scan
 from poisonguard.cli import trace as _trace
@@ -16,7 +17,7 @@ from poisonguard.cli._common import app, run_app
 
 __all__ = ["app", "entry", "main"]
 
-_ = (_attack, _data, _redteam, _scan, _trace)  # command modules register themselves on ``app``
+_ = (_attack, _data, _ledger, _redteam, _scan, _trace)  # command modules register themselves on ``app``
 
 
 def main(argv: list[str] | None = None) -> int:
