@@ -7,6 +7,7 @@ are read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import stat
 import tempfile
@@ -22,7 +23,7 @@ import pandas as pd
 from poisonguard.dataset import Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "file_format", "load", "save", "write_text"]
+__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_json", "save", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -263,6 +264,22 @@ def _file_mode(target: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a JSON file; a missing, unreadable or invalid one raises :class:`InputError` naming
+    the file and ``what`` it should have been (e.g. "manifest")."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such {what}") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory, expected a {what}") from None
+    except PermissionError:
+        raise InputError(f"{p}: permission denied") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not a {what} (invalid JSON: {exc})") from None
 
 
 def write_text(path: str | Path, text: str) -> Path:

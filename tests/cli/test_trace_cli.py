@@ -119,7 +119,7 @@ def test_sources_names_the_poisoning_vendor(tmp_path: Path,
     (["manifest", "{data}", "--out", "{data}"], "would overwrite the data file"),
     (["keygen", "--out", "{folder}/k"], "already exists"),
     (["keygen", "--out", "{folder}/k2", "--passphrase-env", "PG_UNSET_VAR"], "not set"),
-    (["attest", "{folder}", "--manifest", "{manifest}"], "no scan report here"),
+    (["attest", "{folder}", "--manifest", "{manifest}"], "no such scan report"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           args: list[str], message: str) -> None:

@@ -220,3 +220,13 @@ def test_row_table_root_is_rfc6962_root(n: int) -> None:
     hashes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
     table = mf.RowTable(np.empty(0, dtype="S1"), hashes, None, np.arange(n))
     assert table.root() == merkle.root([merkle.leaf_hash(bytes(h)) for h in hashes])
+
+
+@pytest.mark.parametrize("n", [4, 7, 8, 9, 12, 13, 16, 17, 31, 33, 40])
+def test_row_table_root_across_blocks(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from poisonguard.provenance import merkle
+
+    monkeypatch.setattr(mf, "_SLICE", 4)  # blocks of 4 leaves: every merge path is exercised
+    hashes = np.random.default_rng(n).integers(0, 256, (n, 32), dtype=np.uint8)
+    table = mf.RowTable(np.empty(0, dtype="S1"), hashes, None, np.arange(n))
+    assert table.root() == merkle.root([merkle.leaf_hash(bytes(h)) for h in hashes])

@@ -172,13 +172,10 @@ def trigger_from_dict(data: dict[str, Any]) -> Trigger:
 
 def load_trigger(path: str | Path) -> Trigger:
     """Read a trigger saved with :meth:`Trigger.to_json`."""
+    from poisonguard.io import read_json
+
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a trigger JSON file ({exc})") from None
+    data = read_json(p, "trigger JSON file")
     if not isinstance(data, dict):
         raise InputError(f"{p}: not a trigger JSON file (expected an object)")
     try:

@@ -29,15 +29,11 @@ Opt = typer.Option
 
 def _kind_of(path: Path) -> tuple[str, str, bytes]:
     """``(kind, name, canonical payload)`` of a manifest or attestation file."""
+    from poisonguard.io import read_json
     from poisonguard.provenance import manifest as mf
     from poisonguard.provenance.verify import check_signature
 
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise InputError(f"{path}: not a manifest or attestation (not JSON: {exc})") from None
+    obj = read_json(path, "manifest or attestation")
     if isinstance(obj, dict) and obj.get("format") == mf.FORMAT:
         manifest = mf.read_dict(obj, path)
         _, problems = check_signature(manifest)
@@ -62,11 +58,12 @@ def _trusted(value: str | None) -> Any:
         except ValueError:
             raise InputError(f"--trusted {value}: expected SIZE:ROOTHEX or a checkpoint "
                              "file") from None
+    from poisonguard.io import read_json
+
+    obj = read_json(value, "checkpoint file (from ledger append --checkpoint-out)")
     try:
-        return Checkpoint.from_dict(json.loads(Path(value).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError(f"--trusted {value}: no such checkpoint file") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return Checkpoint.from_dict(obj)
+    except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"--trusted {value}: not a checkpoint ({exc})") from None
 
 

@@ -178,17 +178,12 @@ def sources(
 ) -> None:
     """Rank sources by how often their rows are flagged across scans (Beta posterior)."""
     from poisonguard.io import write_text
+    from poisonguard.provenance.attest import scan_summary
     from poisonguard.provenance.reputation import reputation
 
     records: list[dict[str, Any]] = []
     for folder in scan_dirs:
-        path = folder / "report.json"
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))["summary"]
-        except FileNotFoundError:
-            raise InputError(f"{path}: no scan report here") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}: not a poisonguard scan report ({exc})") from None
+        summary = scan_summary(folder)
         if "sources" not in summary:
             raise InputError(f"{folder}: the scan had no sources (scan with --source-col)")
         records += [{"source": r["source"], "rows": r["rows"], "flagged": r["flagged"]}

@@ -23,7 +23,7 @@ from poisonguard.provenance.hashing import file_sha256
 from poisonguard.provenance.manifest import Manifest, canonical_json, read
 
 __all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "envelope", "open_envelope", "pae",
-           "statement"]
+           "scan_summary", "statement"]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
@@ -36,29 +36,29 @@ def pae(payload_type: str, body: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)
 
 
-def _report(scan_dir: Path) -> dict[str, Any]:
-    path = scan_dir / "report.json"
-    if not scan_dir.is_dir():
-        raise InputError(f"{scan_dir}: not a directory (give the --out folder of a scan)")
+def scan_summary(scan_dir: str | Path) -> dict[str, Any]:
+    """The ``summary`` of the scan whose ``--out`` folder is ``scan_dir`` (its report.json)."""
+    from poisonguard.io import read_json
+
+    folder = Path(scan_dir)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a directory (give the --out folder of a scan)")
+    obj = read_json(folder / "report.json", "scan report (run poisonguard scan --out DIR)")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-        summary = obj["summary"]
+        summary = dict(obj["summary"])
         _ = summary["rows"], summary["flagged"], summary["detectors"]
-    except FileNotFoundError:
-        raise InputError(f"{path}: no scan report here (run poisonguard scan --out "
-                         f"{scan_dir})") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a poisonguard scan report ({exc})") from None
-    return dict(obj)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{folder / 'report.json'}: not a poisonguard scan report "
+                         f"(no {exc})") from None
+    return summary
 
 
 def statement(scan_dir: str | Path, manifest_path: str | Path, *,
               fail_on: float | None = None) -> dict[str, Any]:
     """The in-toto Statement for the scan in ``scan_dir`` of the data in the manifest."""
     sdir, mpath = Path(scan_dir), Path(manifest_path)
-    report = _report(sdir)
+    summary = scan_summary(sdir)
     manifest: Manifest = read(mpath)
-    summary = report["summary"]
     if int(summary["rows"]) != manifest.rows:
         raise InputError(f"{sdir}: the scan covered {summary['rows']} rows but {mpath} has "
                          f"{manifest.rows}: not the same data")

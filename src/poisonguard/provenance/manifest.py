@@ -47,6 +47,13 @@ def rows_path(manifest_path: str | Path) -> Path:
     return p.with_name(stem + ".rows.parquet")
 
 
+def _perfect_root(nodes: list[bytes]) -> bytes:
+    """Root of a perfect tree (``len(nodes)`` a power of two) over leaf hashes ``nodes``."""
+    while len(nodes) > 1:
+        nodes = [merkle.node_hash(nodes[i], nodes[i + 1]) for i in range(0, len(nodes), 2)]
+    return nodes[0]
+
+
 @dataclass(frozen=True)
 class RowTable:
     """Per-row hashes in leaf order: ``ids`` (UTF-8 bytes; empty when keyed by content),
@@ -66,33 +73,29 @@ class RowTable:
     def root(self) -> bytes:
         """RFC 6962 Merkle root over the row hashes in this order.
 
-        Level by level (an odd node moves up unchanged, which is RFC 6962's split at the
-        largest power of two), each level a numpy array hashed a slice at a time, so 10 million
-        rows need ~160 MB beyond their hashes, not millions of Python objects."""
+        RFC 6962's tree over n leaves is the perfect subtrees of n's binary digits, largest
+        first, folded from the right. Each aligned block of 2**18 leaves is one perfect subtree,
+        hashed level by level in numpy; blocks merge like a binary counter and the last, partial
+        block splits into its own powers of two. Memory: one block, whatever n is."""
         n = self.n_rows
         if n == 0:
             return hashlib.sha256(b"").digest()
-        # leaves are paired as they are hashed: the first stored level has n / 2 nodes
-        level = np.empty(((n + 1) // 2, 32), dtype=np.uint8)
-        for start in range(0, n, _SLICE):  # _SLICE is even, so pairs never straddle slices
+        stack: list[tuple[int, bytes]] = []  # (leaves under it, subtree root), sizes decreasing
+        for start in range(0, n, _SLICE):
             block = self.hashes[start:start + _SLICE].tobytes()
             leaves = [merkle.leaf_hash(block[i:i + 32]) for i in range(0, len(block), 32)]
-            nodes = [merkle.node_hash(leaves[i], leaves[i + 1]) if i + 1 < len(leaves)
-                     else leaves[i] for i in range(0, len(leaves), 2)]
-            level[start // 2:start // 2 + len(nodes)] = np.frombuffer(
-                b"".join(nodes), dtype=np.uint8).reshape(-1, 32)
-        while len(level) > 1:
-            m = len(level)
-            up = np.empty(((m + 1) // 2, 32), dtype=np.uint8)
-            for start in range(0, m - 1, 2 * _SLICE):
-                block = level[start:min(start + 2 * _SLICE, m - m % 2)].tobytes()
-                up[start // 2:start // 2 + len(block) // 64] = np.frombuffer(b"".join(
-                    merkle.node_hash(block[i:i + 32], block[i + 32:i + 64])
-                    for i in range(0, len(block), 64)), dtype=np.uint8).reshape(-1, 32)
-            if m % 2:
-                up[-1] = level[-1]
-            level = up
-        return bytes(level[0].tobytes())
+            at = 0
+            while at < len(leaves):
+                size = 1 << ((len(leaves) - at).bit_length() - 1)  # largest power of two left
+                stack.append((size, _perfect_root(leaves[at:at + size])))
+                at += size
+                while len(stack) > 1 and stack[-2][0] == stack[-1][0]:
+                    (size, left), (_, right) = stack[-2], stack[-1]
+                    stack[-2:] = [(2 * size, merkle.node_hash(left, right))]
+        root = stack[-1][1]
+        for _, node in reversed(stack[:-1]):
+            root = merkle.node_hash(node, root)
+        return root
 
     def key_strings(self) -> np.ndarray:
         """The ids as str (keyed), or the hashes in hex (keyed by content)."""
@@ -329,16 +332,9 @@ def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None
 
 def read(path: str | Path) -> Manifest:
     """Read ``M.json``; :class:`InputError` naming the file when it is missing or not ours."""
-    p = Path(path)
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such manifest") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, expected a manifest") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not a manifest (invalid JSON: {exc})") from None
-    return read_dict(obj, p)
+    from poisonguard.io import read_json
+
+    return read_dict(read_json(path, "manifest"), path)
 
 
 def read_dict(obj: Any, p: str | Path) -> Manifest:
