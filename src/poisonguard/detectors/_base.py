@@ -79,5 +79,9 @@ class Detector(ABC):
 
 
 # Run by ``scan`` when no detectors are named; ``validation`` joins when a reference is given.
-DEFAULT_DETECTORS: tuple[str, ...] = ("label", "neighbors", "outlier", "duplicates", "spectral",
-                                      "clusters", "influence", "valuation", "validation")
+# ``neighbors`` is left out: ``label`` already weighs the neighbours' labels against the noise
+# rates it estimates, while a raw disagreement share cannot tell a flipped label from classes
+# that overlap (alone it flagged 12.8 % of clean Fashion-MNIST rows; without it the default
+# scan's false-positive rate there fell from 0.16 to 0.07, on digits it stayed under 0.02).
+DEFAULT_DETECTORS: tuple[str, ...] = ("label", "outlier", "duplicates", "spectral", "clusters",
+                                      "influence", "valuation", "validation")
