@@ -19,7 +19,7 @@ from poisonguard.cli._common import EXIT_INTEGRITY, app, echo_table
 from poisonguard.cli.trace import passphrase_from
 from poisonguard.errors import InputError, IntegrityError
 
-__all__ = ["append", "init", "log", "prove", "verify"]
+__all__ = ["append", "entry_from_file", "init", "log", "prove", "verify"]
 
 ledger_app = typer.Typer(help="Append-only Merkle log of dataset versions and scan attestations.",
                          no_args_is_help=True)
@@ -27,7 +27,7 @@ app.add_typer(ledger_app, name="ledger")
 Opt = typer.Option
 
 
-def _kind_of(path: Path) -> tuple[str, str, bytes]:
+def entry_from_file(path: Path) -> tuple[str, str, bytes]:
     """``(kind, name, canonical payload)`` of a manifest or attestation file."""
     from poisonguard.io import read_json
     from poisonguard.provenance import manifest as mf
@@ -98,7 +98,7 @@ def append(
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
 
-    kind, name, payload = _kind_of(file)
+    kind, name, payload = entry_from_file(file)
     private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
     with Ledger.open(ledger) as book:
         cp = book.append(kind, name, payload, key=private)
