@@ -9,7 +9,9 @@ import sys
 
 from poisonguard.cli import attack as _attack
 from poisonguard.cli import data as _data
+from poisonguard.cli import gate as _gate
 from poisonguard.cli import ledger as _ledger
+from poisonguard.cli import monitor as _monitor
 from poisonguard.cli import redteam as _redteam
 from poisonguard.cli import scan as _scan
 from poisonguard.cli import trace as _trace
@@ -17,7 +19,8 @@ from poisonguard.cli._common import app, run_app
 
 __all__ = ["app", "entry", "main"]
 
-_ = (_attack, _data, _ledger, _redteam, _scan, _trace)  # command modules register themselves on ``app``
+# command modules register themselves on ``app``
+_ = (_attack, _data, _gate, _ledger, _monitor, _redteam, _scan, _trace)
 
 
 def main(argv: list[str] | None = None) -> int:

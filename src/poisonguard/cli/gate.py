@@ -1,0 +1,158 @@
+"""``poisonguard gate``: validate, verify, check drift, scan and split a batch before training.
+
+Writes the accepted rows to ``--accepted`` (the batch's format), the held-back rows to
+``QDIR/quarantined.<ext>`` with ``QDIR/reasons.csv`` (``row_id,reason``) and ``QDIR/gate.json``
+(every step's result); with ``--ledger`` the accepted file's manifest (``OUT`` with the suffix
+``.manifest.json``) is appended to the ledger. Exit codes: 0 all accepted, 1 some quarantined,
+3 rejected (provenance failure or drift over ``--max-drift``: nothing is accepted), 2 bad input.
+``--dry-run`` decides and prints but writes nothing. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+
+from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.cli.trace import passphrase_from
+from poisonguard.errors import InputError
+
+__all__ = ["gate"]
+
+Opt = typer.Option
+
+
+def _check_paths(batch: str, reference: str, accepted: Path, quarantine: Path) -> str:
+    from poisonguard import io
+
+    fmt = io.file_format(batch) if Path(batch).exists() else "csv"
+    if io.file_format(accepted) != fmt:
+        raise InputError(f"--accepted {accepted}: must be a .{fmt} file like the batch")
+    for given in (batch, reference):
+        if Path(given).exists() and accepted.resolve() == Path(given).resolve():
+            raise InputError(f"--accepted {accepted}: is an input file; refusing to overwrite it")
+    if quarantine.exists() and not quarantine.is_dir():
+        raise InputError(f"--quarantine {quarantine}: is a file, expected a directory")
+    return fmt
+
+
+@app.command()
+def gate(
+    batch: Annotated[str, typer.Argument(help="The incoming batch (CSV, Parquet or NPZ).")],
+    reference: Annotated[str, Opt("--reference", help="Trusted data with the same columns.")],
+    accepted: Annotated[Path, Opt("--accepted", help="Where the accepted rows go.")],
+    quarantine: Annotated[Path, Opt("--quarantine", help="Folder for the held-back rows.")],
+    profile: Annotated[Path | None, Opt("--profile", help="Drift profile of the reference "
+                                        "(monitor init); fitted on the fly when absent.")] = None,
+    manifest: Annotated[Path | None, Opt("--manifest", help="Verify the batch against it.")] = None,
+    pubkey: Annotated[Path | None, Opt("--pubkey", help="...signed by this key.")] = None,
+    ledger: Annotated[Path | None, Opt("--ledger", help="Append the accepted rows' "
+                                       "manifest to this ledger.")] = None,
+    key: Annotated[Path | None, Opt("--key", help="Sign the manifest and checkpoint.")] = None,
+    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    label: Annotated[str, Opt("--label")] = "label",
+    id_col: Annotated[str | None, Opt("--id-col")] = None,
+    source_col: Annotated[str | None, Opt("--source-col")] = None,
+    max_drift: Annotated[float, Opt("--max-drift", help="Reject when more than this share of "
+                                    "columns drift (1 = never).")] = 0.3,
+    seed: Annotated[int, Opt("--seed")] = 0,
+    dry_run: Annotated[bool, Opt("--dry-run", help="Decide and print; write nothing.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined."""
+    from poisonguard.cli.scan import Steps
+    from poisonguard.gate import gate as run_gate
+    from poisonguard.provenance import keys
+
+    fmt = _check_paths(batch, reference, accepted, quarantine)
+    if pubkey is not None and manifest is None:
+        raise InputError("--pubkey needs --manifest (the manifest whose signature it checks)")
+    private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
+    public = keys.load_public_key(pubkey) if pubkey else None
+    book = None
+    if ledger is not None and not dry_run:
+        from poisonguard.provenance.ledger import Ledger
+
+        book = Ledger.open(ledger)  # a bad ledger fails here, before anything is written
+        if book.public_key is not None and private is None:
+            book.close()
+            raise InputError(f"--ledger {ledger}: requires signed checkpoints; give --key")
+    try:
+        with Steps(quiet=quiet) as steps:
+            steps("load data")
+            ds = load_data(batch, label=label, id_col=id_col, source_col=source_col)
+            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
+            problems = None
+            if manifest is not None:
+                steps("verify provenance")
+                from poisonguard.provenance.verify import verify
+
+                problems = verify(batch, manifest, public_key=public).problems
+            prof = None
+            if profile is not None:
+                from poisonguard.monitor import Profile
+
+                prof = Profile.read(profile)
+            steps("drift and scan")
+            result = run_gate(ds, ref, profile=prof, provenance_problems=problems,
+                              max_drift=max_drift, random_state=seed, progress=steps)
+            if not dry_run:
+                steps("write")
+                _write(result, ds, fmt, accepted, quarantine, book, private)
+    finally:
+        if book is not None:
+            book.close()
+    _report(result, batch, accepted, quarantine, dry_run)
+    raise typer.Exit(result.exit_code)
+
+
+def _write(result: Any, ds: Any, fmt: str, accepted: Path, quarantine: Path, book: Any,
+           private: Any) -> None:
+    from poisonguard import io
+
+    quarantine.mkdir(parents=True, exist_ok=True)
+    held = np.asarray(result.quarantined, dtype=bool)
+    if result.status != "rejected":
+        io.save(ds.take(~held), accepted)
+    if held.any():
+        io.save(ds.take(held), quarantine / f"quarantined.{fmt}")
+    reasons = pd.DataFrame({"row_id": np.asarray(ds.ids, dtype=str)[held],
+                            "reason": np.asarray(result.reasons, dtype=str)[held]})
+    io.write_text(quarantine / "reasons.csv", reasons.to_csv(index=False))
+    summary = result.summary()
+    if book is not None and result.status != "rejected":
+        from poisonguard.cli.ledger import entry_from_file
+        from poisonguard.provenance import manifest as mf
+
+        m_path = accepted.with_name(accepted.stem + ".manifest.json")
+        cols = ds.origin
+        built, rows = mf.build(str(accepted), label=cols.label if cols else "label",
+                               id_col=cols.id_col if cols else None,
+                               source_col=cols.source_col if cols else None)
+        mf.write(built, rows, m_path, key=private)
+        kind, name, payload = entry_from_file(m_path)
+        cp = book.append(kind, name, payload, key=private)
+        summary["ledger"] = {"manifest": str(m_path), "entry": cp.size, "root": cp.root.hex()}
+    io.write_text(quarantine / "gate.json", json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _report(result: Any, batch: str, accepted: Path, quarantine: Path, dry_run: bool) -> None:
+    s = result.summary()
+    echo_table([{"batch": batch, "status": s["status"], "rows": s["rows"],
+                 "accepted": s["accepted"], "quarantined": s["quarantined"]}], title="gate")
+    if s["scan"] and s["scan"]["flagged_by"]:
+        echo_table([{"detector": k, "rows": v} for k, v in s["scan"]["flagged_by"].items()],
+                   title="quarantined by")
+    for why in s["rejected_because"]:
+        typer.echo(f"rejected: {why}", err=True)
+    if dry_run:
+        typer.echo("dry run: nothing written")
+    elif s["status"] != "rejected":
+        typer.echo(f"wrote {accepted} ({s['accepted']} rows) and {quarantine}/")
+    else:
+        typer.echo(f"wrote {quarantine}/ (the whole batch, rejected)")
