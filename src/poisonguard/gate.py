@@ -3,10 +3,11 @@
 Steps, in order: the batch's schema against the reference (columns, modality; a mismatch is
 bad input), provenance (the batch against its manifest and key, when given: any failure
 rejects the whole batch), drift against the reference's profile (rejects the batch when the
-share of drifted columns exceeds ``max_drift``), then a scan of reference and batch together in
-which the reference rows are trusted context: they shape the evidence and the validation rules
-but are never flagged, and each batch row flagged by the ensemble is quarantined with its
-reason. Nothing is written here; :mod:`poisonguard.cli.gate` writes the split.
+share of drifted columns exceeds ``max_drift``; text is not drift-checked), then a scan of
+reference and batch together in which the reference rows are trusted context: they shape the
+evidence and the validation rules but are never flagged, and each batch row flagged by the
+ensemble is quarantined with its reason. Nothing is written here; :mod:`poisonguard.cli.gate`
+writes the split.
 """
 
 from __future__ import annotations
@@ -59,17 +60,9 @@ class GateResult:
 
 
 def _check_schema(batch: Dataset, reference: Dataset) -> None:
-    if batch.modality != reference.modality:
-        raise InputError(f"the batch is {batch.modality} data but the reference is "
-                         f"{reference.modality}")
-    if batch.modality == "tabular" and list(batch.feature_names) != list(reference.feature_names):
-        ours, theirs = list(batch.feature_names), list(reference.feature_names)
-        missing = [c for c in theirs if c not in ours]
-        extra = [c for c in ours if c not in theirs]
-        parts = [f"missing {', '.join(missing[:5])}"] if missing else []
-        parts += [f"not in the reference: {', '.join(extra[:5])}"] if extra else []
-        raise InputError("the batch's columns differ from the reference: " +
-                         ("; ".join(parts) or "same columns in another order"))
+    from poisonguard.scan import _check_reference
+
+    _check_reference(batch, reference)  # modality and columns, as a scan with --reference
     if batch.modality == "image" and np.shape(batch.X)[1:] != np.shape(reference.X)[1:]:
         raise InputError(f"batch images are {np.shape(batch.X)[1:]} but reference images are "
                          f"{np.shape(reference.X)[1:]}")
@@ -118,9 +111,9 @@ def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
                           np.full(n, "batch rejected: provenance check failed", dtype=object), nan,
                           tuple(provenance_problems), None, provenance, None, timings)
     t0 = time.perf_counter()
-    drift = _drift(profile, reference, batch, random_state)
+    drift = None if batch.modality == "text" else _drift(profile, reference, batch, random_state)
     timings["drift"] = time.perf_counter() - t0
-    if drift["alarm_share"] > max_drift:
+    if drift is not None and drift["alarm_share"] > max_drift:
         why = (f"drift: {drift['alarms']} of {drift['features']} columns drifted "
                f"({drift['alarm_share']:.0%} > {max_drift:.0%}): {', '.join(drift['alarming'][:5])}")
         return GateResult("rejected", np.ones(n, dtype=bool),
@@ -134,15 +127,11 @@ def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
     flagged = np.asarray(report.flagged[rows], dtype=bool)
     reasons = np.where(flagged, report.table["reason"].to_numpy(dtype=object)[rows], "")
     status = "quarantined" if flagged.any() else "accepted"
+    names = pd.Series(reasons[flagged]).astype(str).str.split(":", n=1).str[0]
     summary = {"detectors": list(report.detectors), "threshold": report.threshold,
-               "flagged_by": _flagged_by(report.table.iloc[rows], flagged)}
+               "flagged_by": {str(k): int(v) for k, v in names.value_counts().sort_index().items()}}
     return GateResult(status, flagged, reasons.astype(object), report.scores[rows], (), drift,
                       provenance, summary, timings)
-
-
-def _flagged_by(table: pd.DataFrame, flagged: np.ndarray) -> dict[str, int]:
-    names = table.loc[flagged, "reason"].astype(str).str.split(":", n=1).str[0]
-    return {str(k): int(v) for k, v in names.value_counts().sort_index().items()}
 
 
 def _drift(profile: Any, reference: Dataset, batch: Dataset, random_state: int) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import pandas as pd
 from poisonguard.dataset import Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_json", "save", "write_text"]
+__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_json", "save", "write_rows",
+           "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -264,6 +265,33 @@ def _file_mode(target: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def write_rows(source: str | Path, rows: np.ndarray, target: str | Path) -> Path:
+    """Copy rows ``rows`` (positions, in that order) of the data file ``source`` to ``target``
+    in the same format, atomically, values untouched: CSV cells as their text, Parquet with its
+    schema, NPZ with every per-row array sliced (no rows: a header, or empty arrays)."""
+    src, idx = Path(source), np.asarray(rows, dtype=np.int64)
+    fmt = file_format(src)
+    if file_format(target) != fmt:
+        raise InputError(f"{target}: must be a .{fmt} file like {src}")
+    with atomic_path(target) as tmp:
+        if fmt == "csv":
+            frame = pd.read_csv(src, dtype=str, keep_default_na=False, na_filter=False)
+            frame.iloc[idx].to_csv(tmp, index=False)
+        elif fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pq.read_table(src).take(pa.array(idx, pa.int64())), tmp)
+        else:
+            with src.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+                n = len(z["y"])
+                arrays = {k: (z[k][idx] if z[k].ndim and len(z[k]) == n and k != "feature_names"
+                              else z[k]) for k in z.files}
+            with tmp.open("wb") as out:
+                np.savez(out, **arrays)
+    return Path(target)
 
 
 def read_json(path: str | Path, what: str) -> Any:

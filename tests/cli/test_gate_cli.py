@@ -85,7 +85,7 @@ def test_drifted_batch_is_rejected(digits_files: dict[str, Path], tmp_path: Path
     np.savez(files["batch"], **batch)
     assert _run(files, tmp_path) == 3
     assert "rejected: drift" in capsys.readouterr().err
-    assert not (tmp_path / "accepted.npz").exists()
+    assert len(_npz(tmp_path / "accepted.npz")["y"]) == 0  # nothing accepted, no stale file
     assert len(_npz(tmp_path / "q" / "quarantined.npz")["y"]) == len(batch["y"])
 
 
@@ -94,7 +94,7 @@ def test_provenance_failure_rejects_and_a_ledger_records_accepted_rows(
     m = tmp_path / "m.json"
     assert main(["manifest", str(digits_files["ref"]), "--out", str(m)]) == 0
     assert _run(digits_files, tmp_path, "--manifest", str(m)) == 3  # the manifest of another file
-    assert not (tmp_path / "accepted.npz").exists()
+    assert len(_npz(tmp_path / "accepted.npz")["y"]) == 0
     good = tmp_path / "batch.json"
     assert main(["manifest", str(digits_files["batch"]), "--out", str(good)]) == 0
     book = tmp_path / "ledger.db"
@@ -134,5 +134,29 @@ def test_tabular_batch_with_other_columns_exits_2(tmp_path: Path,
     assert main(["gate", str(batch), "--reference", str(ref), "--accepted",
                  str(tmp_path / "ok.csv"), "--quarantine", str(tmp_path / "q"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "columns differ from the reference: missing b; not in the reference: c" in err
+    assert "columns differ from the reference's (missing b; not in the reference: c)" in err
     assert not (tmp_path / "q").exists() and not (tmp_path / "ok.csv").exists()
+
+
+def test_every_row_quarantined_and_outputs_never_land_on_inputs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    ref, batch = tmp_path / "ref.csv", tmp_path / "q" / "quarantined.csv"
+    batch.parent.mkdir()
+    pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80),
+                  "label": rng.integers(0, 2, 80)}).to_csv(ref, index=False)
+    pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30),
+                  "label": rng.choice(["yes", "no"], 30)}).to_csv(batch, index=False)
+    before = batch.read_bytes()
+    assert main(["gate", str(batch), "--reference", str(ref), "--accepted",
+                 str(tmp_path / "ok.csv"), "--quarantine", str(tmp_path / "q"), "-q"]) == 2
+    assert "would write over its input" in capsys.readouterr().err
+    assert batch.read_bytes() == before
+    moved = tmp_path / "batch.csv"
+    moved.write_bytes(before)
+    code = main(["gate", str(moved), "--reference", str(ref), "--accepted",
+                 str(tmp_path / "ok.csv"), "--quarantine", str(tmp_path / "out"), "-q"])
+    assert code == 1  # labels the reference never had: every row held back, none lost
+    assert len(pd.read_csv(tmp_path / "ok.csv")) == 0
+    assert pd.read_csv(tmp_path / "out" / "quarantined.csv").equals(pd.read_csv(moved))
+    assert len(pd.read_csv(tmp_path / "out" / "reasons.csv")) == 30

@@ -230,3 +230,29 @@ def test_row_table_root_across_blocks(n: int, monkeypatch: pytest.MonkeyPatch) -
     hashes = np.random.default_rng(n).integers(0, 256, (n, 32), dtype=np.uint8)
     table = mf.RowTable(np.empty(0, dtype="S1"), hashes, None, np.arange(n))
     assert table.root() == merkle.root([merkle.leaf_hash(bytes(h)) for h in hashes])
+
+
+def test_text_that_looks_numeric_is_text(tmp_path: Path) -> None:
+    df = pd.DataFrame({"id": ["a", "b", "c"], "zip": ["00123", "A1B 2C3", "1.50"],
+                       "label": [0, 1, 0]})
+    data = tmp_path / "z.csv"
+    df.to_csv(data, index=False)
+    built, rows = mf.build(str(data), id_col="id")
+    m = tmp_path / "z.json"
+    mf.write(built, rows, m)
+    for old, new in (("00123", "123"), ("1.50", "1.5")):
+        edited = df.replace({"zip": {old: new}})
+        edited.to_csv(data, index=False)
+        result = verify(str(data), m)
+        assert not result.ok and result.changes is not None and len(result.changes.changed) == 1
+
+
+def test_chunk_boundaries_do_not_change_hashes(tmp_path: Path) -> None:
+    """pandas types each chunk on its own: a chunk of only True/False is boolean, a chunk that
+    also holds "maybe" is text. The row hashes must not care."""
+    df = pd.DataFrame({"flag": ["True", "False", "maybe", "True", "", "NaN"],
+                       "x": [1, 2, 3, 4, 5, 6], "label": [0, 1, 0, 1, 0, 1]})
+    data = tmp_path / "b.csv"
+    df.to_csv(data, index=False)
+    roots = {mf.build(str(data), chunk_rows=size)[0].merkle_root for size in (1, 2, 3, 6)}
+    assert len(roots) == 1

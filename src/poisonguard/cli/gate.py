@@ -1,11 +1,13 @@
 """``poisonguard gate``: validate, verify, check drift, scan and split a batch before training.
 
-Writes the accepted rows to ``--accepted`` (the batch's format), the held-back rows to
-``QDIR/quarantined.<ext>`` with ``QDIR/reasons.csv`` (``row_id,reason``) and ``QDIR/gate.json``
-(every step's result); with ``--ledger`` the accepted file's manifest (``OUT`` with the suffix
-``.manifest.json``) is appended to the ledger. Exit codes: 0 all accepted, 1 some quarantined,
-3 rejected (provenance failure or drift over ``--max-drift``: nothing is accepted), 2 bad input.
-``--dry-run`` decides and prints but writes nothing. Inputs are never modified.
+Writes the accepted rows to ``--accepted`` and the held-back rows to ``QDIR/quarantined.<ext>``,
+both exact copies of the batch's rows in its format (a header only when empty), with
+``QDIR/reasons.csv`` (``row_id,reason``) and ``QDIR/gate.json`` (every step's result); with
+``--ledger`` the accepted file's manifest (``OUT`` with the suffix ``.manifest.json``) is
+appended to the ledger. The ledger and keys are checked before anything is written. Exit
+codes: 0 all accepted, 1 some quarantined, 3 rejected (provenance failure or drift over
+``--max-drift``: nothing is accepted), 2 bad input. ``--dry-run`` decides and prints but writes
+nothing. Inputs are never modified.
 """
 
 from __future__ import annotations
@@ -27,17 +29,29 @@ __all__ = ["gate"]
 Opt = typer.Option
 
 
-def _check_paths(batch: str, reference: str, accepted: Path, quarantine: Path) -> str:
+def _outputs(fmt: str, accepted: Path, quarantine: Path) -> list[Path]:
+    """Every file the gate writes."""
+    from poisonguard.provenance.manifest import rows_path
+
+    manifest = accepted.with_name(accepted.stem + ".manifest.json")
+    return [accepted, manifest, rows_path(manifest), quarantine / f"quarantined.{fmt}",
+            quarantine / "reasons.csv", quarantine / "gate.json"]
+
+
+def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
+                 quarantine: Path) -> str:
+    """The batch's format; refuses outputs that would land on an input."""
     from poisonguard import io
 
     fmt = io.file_format(batch) if Path(batch).exists() else "csv"
     if io.file_format(accepted) != fmt:
         raise InputError(f"--accepted {accepted}: must be a .{fmt} file like the batch")
-    for given in (batch, reference):
-        if Path(given).exists() and accepted.resolve() == Path(given).resolve():
-            raise InputError(f"--accepted {accepted}: is an input file; refusing to overwrite it")
     if quarantine.exists() and not quarantine.is_dir():
         raise InputError(f"--quarantine {quarantine}: is a file, expected a directory")
+    given = {Path(p).resolve(): str(p) for p in [batch, *inputs] if p is not None and Path(p).exists()}
+    for out in _outputs(fmt, accepted, quarantine):
+        if out.resolve() in given:
+            raise InputError(f"{out}: the gate would write over its input {given[out.resolve()]}")
     return fmt
 
 
@@ -69,19 +83,27 @@ def gate(
     from poisonguard.gate import gate as run_gate
     from poisonguard.provenance import keys
 
-    fmt = _check_paths(batch, reference, accepted, quarantine)
+    _check_paths(batch, [reference, profile, manifest, pubkey, ledger, key], accepted, quarantine)
     if pubkey is not None and manifest is None:
         raise InputError("--pubkey needs --manifest (the manifest whose signature it checks)")
+    if key is not None and ledger is None:
+        raise InputError("--key signs the ledger's checkpoint: it needs --ledger")
     private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
     public = keys.load_public_key(pubkey) if pubkey else None
     book = None
-    if ledger is not None and not dry_run:
+    if ledger is not None:
         from poisonguard.provenance.ledger import Ledger
 
-        book = Ledger.open(ledger)  # a bad ledger fails here, before anything is written
-        if book.public_key is not None and private is None:
+        book = Ledger.open(ledger)  # a bad ledger or key fails here, before anything is written
+        want = book.public_key
+        if want is not None and (private is None or keys.key_id(private) != keys.key_id(want)):
             book.close()
-            raise InputError(f"--ledger {ledger}: requires signed checkpoints; give --key")
+            raise InputError(f"--ledger {ledger}: requires checkpoints signed by key id "
+                             f"{keys.key_id(want)[:16]}...; give that --key")
+        if want is None and private is not None:
+            book.close()
+            raise InputError(f"--ledger {ledger}: takes no signatures (made without --pubkey); "
+                             "drop --key")
     try:
         with Steps(quiet=quiet) as steps:
             steps("load data")
@@ -103,7 +125,7 @@ def gate(
                               max_drift=max_drift, random_state=seed, progress=steps)
             if not dry_run:
                 steps("write")
-                _write(result, ds, fmt, accepted, quarantine, book, private)
+                _write(result, ds, batch, accepted, quarantine, book, private)
     finally:
         if book is not None:
             book.close()
@@ -111,30 +133,35 @@ def gate(
     raise typer.Exit(result.exit_code)
 
 
-def _write(result: Any, ds: Any, fmt: str, accepted: Path, quarantine: Path, book: Any,
+def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, book: Any,
            private: Any) -> None:
+    """Both halves as exact copies of the batch's rows (every run writes every output, so no
+    file from an earlier run is left to contradict this one), then the ledger entry."""
     from poisonguard import io
 
+    fmt = io.file_format(accepted)
     quarantine.mkdir(parents=True, exist_ok=True)
     held = np.asarray(result.quarantined, dtype=bool)
-    if result.status != "rejected":
-        io.save(ds.take(~held), accepted)
-    if held.any():
-        io.save(ds.take(held), quarantine / f"quarantined.{fmt}")
+    for rows, path in ((np.flatnonzero(~held), accepted),
+                       (np.flatnonzero(held), quarantine / f"quarantined.{fmt}")):
+        if Path(batch).exists():
+            io.write_rows(batch, rows, path)
+        elif len(rows):  # a built-in data set named as the batch
+            io.save(ds.take(rows), path)
     reasons = pd.DataFrame({"row_id": np.asarray(ds.ids, dtype=str)[held],
                             "reason": np.asarray(result.reasons, dtype=str)[held]})
     io.write_text(quarantine / "reasons.csv", reasons.to_csv(index=False))
     summary = result.summary()
-    if book is not None and result.status != "rejected":
+    if book is not None and result.status != "rejected" and (~held).any():
         from poisonguard.cli.ledger import entry_from_file
         from poisonguard.provenance import manifest as mf
 
-        m_path = accepted.with_name(accepted.stem + ".manifest.json")
+        m_path = _outputs(fmt, accepted, quarantine)[1]
         cols = ds.origin
-        built, rows = mf.build(str(accepted), label=cols.label if cols else "label",
-                               id_col=cols.id_col if cols else None,
-                               source_col=cols.source_col if cols else None)
-        mf.write(built, rows, m_path, key=private)
+        built, rows_table = mf.build(str(accepted), label=cols.label if cols else "label",
+                                     id_col=cols.id_col if cols else None,
+                                     source_col=cols.source_col if cols else None)
+        mf.write(built, rows_table, m_path, key=private)
         kind, name, payload = entry_from_file(m_path)
         cp = book.append(kind, name, payload, key=private)
         summary["ledger"] = {"manifest": str(m_path), "entry": cp.size, "root": cp.root.hex()}
@@ -155,4 +182,4 @@ def _report(result: Any, batch: str, accepted: Path, quarantine: Path, dry_run: 
     elif s["status"] != "rejected":
         typer.echo(f"wrote {accepted} ({s['accepted']} rows) and {quarantine}/")
     else:
-        typer.echo(f"wrote {quarantine}/ (the whole batch, rejected)")
+        typer.echo(f"wrote {quarantine}/ (the whole batch, rejected) and an empty {accepted}")

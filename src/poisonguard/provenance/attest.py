@@ -100,7 +100,7 @@ def open_envelope(env: dict[str, Any], public_key: Any) -> dict[str, Any]:
                 for s in env["signatures"]]
         if env["payloadType"] != PAYLOAD_TYPE:
             raise ValueError(f"payload type {env['payloadType']!r}")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"not a DSSE envelope of an in-toto statement ({exc})") from None
     message = pae(PAYLOAD_TYPE, body)
     if not any(keys.verify_signature(public_key, sig, message) for _, sig in sigs):

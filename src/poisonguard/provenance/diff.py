@@ -89,8 +89,8 @@ def compare(old: RowTable, new: RowTable) -> Changes:
     hn = new.hashes.view("S32").ravel()
     fresh, gone = _multiset_minus(hn, ho), _multiset_minus(ho, hn)
     empty = np.empty(0, dtype=object)
-    return Changes(np.asarray([h.hex() for h in hn[fresh]], dtype=object),
-                   np.asarray([h.hex() for h in ho[gone]], dtype=object), empty,
+    # keys from the uint8 rows: bytes of an S32 view drop trailing zero bytes
+    return Changes(new.key_strings()[fresh], old.key_strings()[gone], empty,
                    _sources(new, fresh), _sources(old, gone), empty,
                    new.n_rows - len(fresh))
 

@@ -5,15 +5,20 @@ string; null when the manifest is keyed by content, i.e. without an id column), 
 string, or null), the label, then the features in the order of their column names (sorted by
 code point, so moving a column is not a change). Each cell is self-delimiting:
 
-* a number (any integer, float or boolean value, or a string that reads as a finite number):
-  ``0x01`` + the IEEE-754 float64, big-endian, with ``-0.0`` written as ``0.0``;
-* null (a missing cell, NaN): nine zero bytes;
+* a number (any integer, float or boolean value, or a string that spells a finite number in
+  canonical form: ``12``, ``-0.5``, ``1e-07``, ``True``/``False``; not ``00123``, `` 5`` or
+  ``1.50``, which stay strings): ``0x01`` + the IEEE-754 float64, big-endian, with ``-0.0``
+  written as ``0.0``;
+* null (a missing cell, NaN, or a string pandas reads as missing: ``""``, ``NA``, ``NaN``...):
+  nine zero bytes;
 * any other string: ``0x02`` + its UTF-8 length as 4 bytes big-endian + the UTF-8 bytes.
 
 Only the typed values enter the hash, never the file's bytes, so the same table saved as CSV
-and as Parquet gives the same row hashes (CSV writes floats exactly since Python 3.1). Integers
-beyond 2**53 are not exact in float64 and may collide with a neighbour; ids are strings and
-always exact. Images and other arrays are flattened in C order, one cell per value.
+and as Parquet gives the same row hashes (CSV writes floats exactly since Python 3.1), and a
+CSV read in chunks types every value as a whole-file read would. Integers beyond 2**53 are not
+exact in float64 and may collide with a neighbour; ids are strings and always exact. Dates are
+hashed as their text, which differs between a CSV and a Parquet datetime column. Images and
+other arrays are flattened in C order, one cell per value.
 """
 
 from __future__ import annotations
@@ -79,18 +84,50 @@ def _numeric_block(values: np.ndarray) -> np.ndarray:
     return out.reshape(m, 9 * k)
 
 
+# what pandas reads as a missing value in a CSV cell (its default na_values), and as booleans
+_NA_STRINGS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                         "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a",
+                         "nan", "null"})
+_BOOL_STRINGS = {"True": 1.0, "False": 0.0, "TRUE": 1.0, "FALSE": 0.0, "true": 1.0, "false": 0.0}
+
+
+def _canonical_number(text: str) -> float | None:
+    """The number a string spells in canonical form ("12", "-0.5", "1e-07"), else None:
+    "00123", " 5" and "1.50" stay strings, so editing one is a change."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not np.isfinite(value):
+        return None
+    if text == repr(value):
+        return value
+    if text.lstrip("-").isdigit() and (text.lstrip("-") == "0" or not text.lstrip("-").startswith("0")):
+        return value if text != "-0" else None
+    return None
+
+
 def _object_cells(values: np.ndarray) -> list[bytes]:
-    """One cell per value of an object column: numbers, nulls and strings mixed."""
-    series = pd.Series(values, dtype=object)
-    as_num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    missing = series.isna().to_numpy()
+    """One cell per value of an object column: numbers, nulls and strings mixed, typed the way
+    a CSV reader types them (so a chunk that pandas typed otherwise hashes alike)."""
     cells: list[bytes] = []
-    numbers = _numeric_block(as_num[:, None])
-    for i, value in enumerate(values):
-        if missing[i]:
+    for value in values:
+        number: float | None = None
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA \
+                or value is pd.NaT:
             cells.append(_NULL)
-        elif np.isfinite(as_num[i]):
-            cells.append(numbers[i].tobytes())
+            continue
+        if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
+            number = float(value)
+        elif isinstance(value, str):
+            if value in _NA_STRINGS:
+                cells.append(_NULL)
+                continue
+            number = _BOOL_STRINGS.get(value, _canonical_number(value))
+        else:  # dates and other objects: their text
+            value = str(value)
+        if number is not None:
+            cells.append(_numeric_block(np.array([[number]]))[0].tobytes())
         else:
             cells.append(_string_cell(str(value)))
     return cells

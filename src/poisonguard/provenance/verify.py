@@ -81,8 +81,16 @@ def verify(data: str, manifest_path: str | Path, *, public_key: Any = None) -> V
     expected, side_problems = rows_of(manifest, mpath)
     problems += side_problems
     cols = manifest.columns
-    table, info, names, _ = collect(data, label=str(cols.get("label") or "label"),
-                                    id_col=cols.get("id"), source_col=cols.get("source"))
+    from poisonguard.datasets import DATASETS
+
+    if not Path(data).exists() and data not in DATASETS:
+        raise InputError(f"{data}: no such file")
+    try:
+        table, info, names, _ = collect(data, label=str(cols.get("label") or "label"),
+                                        id_col=cols.get("id"), source_col=cols.get("source"))
+    except InputError as exc:  # the file is there but no longer reads as the manifest says
+        problems.append(f"the data no longer reads as the manifest describes it: {exc}")
+        return Verification(False, problems, status, None, [])
     notes = []
     if names != list(cols.get("features") or []):
         problems.append(f"feature columns differ: manifest has {', '.join(cols.get('features') or [])}"
