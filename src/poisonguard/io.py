@@ -23,7 +23,7 @@ import pandas as pd
 from poisonguard.dataset import Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_json", "save", "write_rows",
+__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_bytes", "read_json", "save", "write_rows",
            "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
@@ -299,15 +299,23 @@ def read_json(path: str | Path, what: str) -> Any:
     the file and ``what`` it should have been (e.g. "manifest")."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(read_bytes(p, what).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not a {what} (invalid JSON: {exc})") from None
+
+
+def read_bytes(path: str | Path, what: str) -> bytes:
+    """A file's bytes; a missing or unreadable one raises :class:`InputError` naming the file
+    and ``what`` it should have been."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{p}: no such {what}") from None
     except IsADirectoryError:
         raise InputError(f"{p}: is a directory, expected a {what}") from None
     except PermissionError:
         raise InputError(f"{p}: permission denied") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not a {what} (invalid JSON: {exc})") from None
 
 
 def write_text(path: str | Path, text: str) -> Path:

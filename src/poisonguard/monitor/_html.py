@@ -14,14 +14,13 @@ import base64
 import io
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import jinja2
-
     from poisonguard.monitor.drift import DriftReport, DriftTest
     from poisonguard.monitor.history import HistoryRow, LabelShare, TrendPoint
+
+from poisonguard.report.html import environment
 
 __all__ = ["render_drift", "render_history"]
 
@@ -32,16 +31,6 @@ SIZE, DPI = (5.0, 2.4), 100
 EFFECTS = {"ks": "D", "psi": "PSI", "chi2": "TVD", "label": "TVD", "classifier": "AUC"}
 COLORS = {"ks": "#1f77b4", "psi": "#ff7f0e", "chi2": "#2ca02c", "label": "#9467bd",
           "classifier": "#8c564b"}
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("poisonguard.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True)
 
 
 def _fmt(value: float) -> str:
@@ -65,7 +54,7 @@ def render_drift(report: DriftReport) -> str:
     distributions = [{"feature": t.feature, "test": t.test, "effect": _fmt(t.effect),
                       "shares": t.shares, "top": max(max(r, b) for _, r, b in t.shares) or 1.0}
                      for t in shown]
-    return _environment().get_template("drift.html.j2").render(
+    return environment().get_template("drift.html.j2").render(
         drift=report.drift, batch=report.batch, reference=report.reference, profile=report.profile[:19],
         n_batch=report.n_batch, n_reference=report.n_reference, n_tests=len(report.tests),
         alarms=[_test_view(t) for t in report.alarms], tests=[_test_view(t) for t in report.tests],
@@ -176,5 +165,5 @@ def render_history(rows: Sequence[HistoryRow], trend: Sequence[TrendPoint],
     checks = [{"id": r.id, "when": r.when.strftime("%Y-%m-%d %H:%M:%S"), "kind": r.kind,
                "batch": r.batch, "reference": r.reference, "n_rows": r.n_rows, "alarm": r.alarm,
                "summary": r.summary} for r in rows]
-    return _environment().get_template("history.html.j2").render(
+    return environment().get_template("history.html.j2").render(
         checks=checks, plots=plots, db=db, profile=profile, version=__version__)

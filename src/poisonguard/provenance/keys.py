@@ -79,14 +79,9 @@ def generate(path: str | Path, *, passphrase: str | None = None,
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a {what} file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+    from poisonguard.io import read_bytes
+
+    return read_bytes(path, f"{what} file")
 
 
 def load_private_key(path: str | Path, passphrase: str | None = None) -> Ed25519PrivateKey:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
     from poisonguard.scan import ScanReport
 
-__all__ = ["render_scan"]
+__all__ = ["environment", "render_scan"]
 
 TOP_ROWS = 50
 TOP_SOURCES = 50
@@ -34,7 +34,8 @@ SNIPPET_CHARS = 240
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The Jinja environment over ``report/templates`` (shared by every HTML report)."""
     import jinja2
 
     return jinja2.Environment(
@@ -160,4 +161,4 @@ def render_scan(report: ScanReport) -> str:
         "feature_columns": first_cols,
         "more_features": ds.modality == "tabular" and len(ds.feature_names) > SHOWN_FEATURES,
     }
-    return _environment().get_template("scan.html.j2").render(context)
+    return environment().get_template("scan.html.j2").render(context)
