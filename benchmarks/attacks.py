@@ -43,6 +43,7 @@ from poisonguard.evaluation import (
     attack_success_rate,
     evaluate_attack,
     markdown_table,
+    publish,
     split,
 )
 from poisonguard.models import make_model
@@ -381,9 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = "\n".join(head)
     for title, table in sections:
         text += f"\n## {title}\n\n" + markdown_table(table)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
     print(f"wrote {args.out} in {wall:.0f} s", file=sys.stderr)
     return 0
 

@@ -22,7 +22,7 @@ import pandas as pd
 from poisonguard.attacks import get_attack
 from poisonguard.dataset import Dataset
 from poisonguard.datasets import load_dataset
-from poisonguard.evaluation import markdown_table
+from poisonguard.evaluation import markdown_table, publish
 from poisonguard.gate import gate
 from poisonguard.monitor import DriftMonitor, Profile
 
@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> None:
              markdown_table(pd.DataFrame(section_speed(10_000))),
              f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n"]
     text = "\n".join(parts)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

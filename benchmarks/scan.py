@@ -45,7 +45,7 @@ from poisonguard import Dataset
 from poisonguard.attacks import get_attack
 from poisonguard.datasets import load_dataset
 from poisonguard.detectors import get_detector
-from poisonguard.evaluation import accuracy, attack_success_rate, markdown_table, split
+from poisonguard.evaluation import accuracy, attack_success_rate, markdown_table, publish, split
 from poisonguard.evaluation.metrics import detection_metrics
 from poisonguard.evidence import Evidence
 from poisonguard.models import fit_quiet, make_model
@@ -371,9 +371,7 @@ def main(argv: list[str] | None = None) -> None:
                   markdown_table(pd.DataFrame([label_vs_cleanlab_time(n) for n in (20_000, 100_000)]))]
     parts.append(f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n")
     text = "\n".join(parts)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

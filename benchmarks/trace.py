@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from poisonguard.evaluation import markdown_table
+from poisonguard.evaluation import markdown_table, publish
 
 RESULTS = Path(__file__).resolve().parent / "results" / "trace.md"
 COLUMNS = 20
@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> None:
              markdown_table(pd.DataFrame(section_ledger(args.appends))),
              f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n"]
     text = "\n".join(parts)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

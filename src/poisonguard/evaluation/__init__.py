@@ -14,8 +14,9 @@ from poisonguard.evaluation.redteam import (
     RedteamReport,
     evaluate_attack,
     markdown_table,
+    publish,
     run_redteam,
 )
 
 __all__ = ["AttackOutcome", "RedteamReport", "accuracy", "attack_success_rate", "evaluate_attack",
-           "group_accuracy", "markdown_table", "run_redteam", "split"]
+           "group_accuracy", "markdown_table", "publish", "run_redteam", "split"]

@@ -36,7 +36,8 @@ from poisonguard.evaluation.metrics import accuracy, attack_success_rate, group_
 from poisonguard.io import write_text
 from poisonguard.models import featurizer, fit_quiet, make_model
 
-__all__ = ["AttackOutcome", "RedteamReport", "evaluate_attack", "markdown_table", "run_redteam"]
+__all__ = ["AttackOutcome", "RedteamReport", "evaluate_attack", "markdown_table", "publish",
+           "run_redteam"]
 
 NAN = float("nan")
 TRIGGERS_BY_MODALITY = {"image": ("patch", "blend"), "tabular": ("feature",), "text": ("token",)}
@@ -262,6 +263,14 @@ def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float | np.floating):
         return "-" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def publish(text: str, path: str | Path) -> Path:
+    """Print a benchmark's Markdown on stdout and write it to ``path`` (atomically)."""
+    from poisonguard.io import write_text
+
+    print(text)
+    return write_text(path, text)
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
