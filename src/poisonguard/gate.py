@@ -127,7 +127,8 @@ def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
     flagged = np.asarray(report.flagged[rows], dtype=bool)
     reasons = np.where(flagged, report.table["reason"].to_numpy(dtype=object)[rows], "")
     status = "quarantined" if flagged.any() else "accepted"
-    names = pd.Series(reasons[flagged]).astype(str).str.split(":", n=1).str[0]
+    names = pd.Series(report.table["top_detector"].to_numpy(dtype=object)[rows][flagged],
+                      dtype=object).astype(str)
     summary = {"detectors": list(report.detectors), "threshold": report.threshold,
                "flagged_by": {str(k): int(v) for k, v in names.value_counts().sort_index().items()}}
     return GateResult(status, flagged, reasons.astype(object), report.scores[rows], (), drift,

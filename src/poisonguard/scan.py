@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from poisonguard.detectors import DEFAULT_DETECTORS, DETECTORS, get_detector
 from poisonguard.detectors._ensemble import calibrate, combine, resolve_scan_budget
 from poisonguard.errors import InputError
 from poisonguard.evidence import Evidence
+
+if TYPE_CHECKING:
+    from poisonguard.selftest import SelfTest
 
 __all__ = ["ScanReport", "scan"]
 
@@ -49,8 +52,10 @@ class ScanReport:
     """The result of a scan.
 
     ``table`` has one row per dataset row: ``row_id``, ``score`` (combined, in [0, 1]),
-    ``flagged``, ``reason`` (empty when not flagged) and one column per detector with its
-    calibrated score. ``raw`` holds each detector's uncalibrated scores.
+    ``flagged``, ``reason`` and ``top_detector`` (the detector behind the flag; both empty when
+    not flagged) and one column per detector with its calibrated score. ``raw`` holds each
+    detector's uncalibrated scores; ``weights`` the weight each detector's ranking got in the
+    combined score (:mod:`poisonguard.detectors._ensemble`).
     """
 
     dataset: Dataset
@@ -65,6 +70,8 @@ class ScanReport:
     versions: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
     data_path: str | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
+    self_test: SelfTest | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -87,8 +94,7 @@ class ScanReport:
 
     def flagged_by(self) -> dict[str, int]:
         """Flagged rows per detector that gave their reason, largest first."""
-        names = self.table.loc[self.flagged, "reason"].str.split(":", n=1).str[0]
-        counts = names.value_counts()
+        counts = self.table.loc[self.flagged, "top_detector"].value_counts()
         return {str(k): int(v) for k, v in counts.items()}
 
     def evaluate(self, mask: Sequence[bool] | np.ndarray) -> dict[str, float]:
@@ -122,6 +128,7 @@ class ScanReport:
             "detectors": list(self.detectors),
             "skipped": dict(self.skipped),
             "flagged_by": self.flagged_by(),
+            "weights": dict(self.weights),
             "seed": self.seed,
         }
         if self.dataset.sources is not None:
@@ -148,20 +155,25 @@ class ScanReport:
                     "rate_high", "named"]]
 
     def to_dict(self, top: int = 100) -> dict[str, Any]:
-        """JSON-ready report: summary, the ``top`` flagged rows, timings, versions, notes."""
+        """JSON-ready report: summary, the ``top`` flagged rows, timings, versions, notes, and the
+        self-test when one ran."""
         flagged = self.table[self.table["flagged"]].sort_values("score", ascending=False,
                                                                  kind="stable")
         rows = flagged.head(top)
-        return {
+        out = {
             "summary": self.summary(),
             "top_flagged": json.loads(rows.to_json(orient="records")),
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "notes": list(self.notes),
             "versions": dict(self.versions),
         }
+        if self.self_test is not None:
+            out["self_test"] = self.self_test.to_dict()
+        return out
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the per-row table (``row_id,score,flagged,reason,<detectors>``) atomically."""
+        """Write the per-row table (``row_id,score,flagged,reason,top_detector,<detectors>``)
+        atomically."""
         from poisonguard.io import write_text
 
         table = self.table.copy()
@@ -243,24 +255,27 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
         raw[name] = scores
         calibrated[name] = calibrate(scores, det.calibration)
         found[name] = det
-    combined = combine(calibrated, dataset.n_rows, n_budget)
+    combined = combine(raw, calibrated, dataset.n_rows, n_budget)
     reasons = np.full(dataset.n_rows, "", dtype=object)
+    tops = np.full(dataset.n_rows, "", dtype=object)
     t0 = time.perf_counter()
     for j, name in enumerate(combined.names):
         rows = np.flatnonzero(combined.flagged & (combined.top == j))
         if len(rows):
             lines = found[name].explain(ev, rows)
             reasons[rows] = [f"{name}: {line}" for line in lines]
+            tops[rows] = name
     timings["explain"] = time.perf_counter() - t0
     table = pd.DataFrame({"row_id": np.asarray(dataset.ids, dtype=str), "score": combined.score,
-                          "flagged": combined.flagged, "reason": reasons.astype(str)})
+                          "flagged": combined.flagged, "reason": reasons.astype(str),
+                          "top_detector": tops.astype(str)})
     for name in combined.names:
         table[name] = calibrated[name]
     timings = {**ev.timings, **timings, "total": time.perf_counter() - start}
     return ScanReport(dataset=dataset, table=table, raw=raw, detectors=combined.names,
                       threshold=combined.threshold, budget=n_budget, skipped=skipped,
                       timings=timings, notes=tuple(ev.notes), versions=_versions(),
-                      seed=random_state)
+                      seed=random_state, weights=combined.weights)
 
 
 def _check_reference(dataset: Dataset, reference: Dataset) -> None:

@@ -47,15 +47,18 @@ def make_report(modality: str = "tabular", *, n: int = 300, sources: bool = Fals
         threshold = float(combined[flagged].min())
     top = np.argmax(np.stack(list(scores.values()), axis=1), axis=1)
     reason = np.where(flagged, [f"{DETECTORS[t]}: unusual row" for t in top], "").astype(object)
+    top_detector = np.where(flagged, [DETECTORS[t] for t in top], "").astype(object)
     if evil is not None:  # the top row gets ``evil`` as its label, in its id, reason and source
         first = int(np.argmax(combined))
         y[first], ids[first], reason[first] = evil, f"id-{evil}", f"label: {evil}"
+        top_detector[first] = "label" if flagged[first] else ""
         if src is not None:
             src[first] = evil
     ds = Dataset(X, y, ids=ids, sources=src, modality=modality,  # type: ignore[arg-type]
                  name=f"{evil}.csv" if evil is not None else f"toy-{modality}")
     table = pd.DataFrame({"row_id": ds.ids, "score": combined, "flagged": flagged,
-                          "reason": reason.astype(str), **scores})
+                          "reason": reason.astype(str), "top_detector": top_detector.astype(str),
+                          **scores})
     return ScanReport(dataset=ds, table=table, raw=scores, detectors=DETECTORS,
                       threshold=threshold, budget=budget, skipped={"spectral": "needs torch"},
                       timings={"proxy model": 1.25, "total": 2.5}, notes=("a seeded toy",),

@@ -213,11 +213,19 @@ def _summary(report: ScanReport, title: str, written: list[Path]) -> None:
     table = report.table
     rows = []
     for name, count in report.flagged_by().items():
-        mine = table[table["flagged"] & table["reason"].str.startswith(f"{name}:")]
+        mine = table[table["flagged"] & (table["top_detector"] == name)]
         top = mine.sort_values("score", ascending=False, kind="stable").iloc[0]
         rows.append({"detector": name, "flagged": count,
                      "top reason": f"row {top['row_id']}: {top['reason'][len(name) + 2:]}"})
     echo_table(rows, title="flagged by")
+    if report.self_test is not None:
+        st = report.self_test
+        echo_table([{"canary family": r.family, "planted": r.planted,
+                     "found (recall)": "-" if r.skipped else f"{r.recall:.0%}",
+                     "AUROC": "-" if r.skipped else f"{r.auroc:.3f}",
+                     "note": r.skipped} for r in st.rows],
+                   title=f"self-test: canaries at {st.rate:.0%} per family; clean rows flagged "
+                         f"{st.false_positive_rate:.1%}")
     for name, why in report.skipped.items():
         typer.echo(f"skipped {name}: {why}")
     for note in report.notes:
@@ -249,6 +257,10 @@ def scan(
     fail_on: Annotated[float | None, Opt(help="Exit 1 when the flagged share exceeds this "
                                               "fraction.")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
+    self_test: Annotated[bool, Opt("--self-test", help="Also plant canaries of each attack "
+                                   "family into a copy of the data, scan the copy the same way and "
+                                   "report per family what the scan finds on this data.")] = False,
+    self_test_rate: Annotated[float, Opt(help="Share of rows planted per canary family.")] = 0.02,
 ) -> None:
     """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
     from poisonguard import io
@@ -256,6 +268,8 @@ def scan(
 
     n_budget = parse_budget(budget)
     _check_fail_on(fail_on)
+    if not 0.0 < self_test_rate <= 0.2:
+        raise InputError(f"--self-test-rate must be in (0, 0.2] (got {self_test_rate:g})")
     names = _detector_list(detectors)
     _check_out(out)
     if write_clean is not None:
@@ -277,6 +291,15 @@ def scan(
                               embedder=embedder, random_state=seed, progress=steps)
         except InputError as exc:
             raise _qualify(data, ds, exc) from None
+        if self_test:
+            from dataclasses import replace
+
+            from poisonguard.selftest import self_test as run_self_test
+
+            steps("self-test: plant canaries and scan the copy")
+            result = run_self_test(ds, rate=self_test_rate, random_state=seed, scan_options={
+                "detectors": names, "reference": ref, "model": model, "embedder": embedder})
+            report = replace(report, self_test=result)
         steps("write reports")
         written = write_outputs(report, out)
         if write_clean is not None:

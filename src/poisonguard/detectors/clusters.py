@@ -19,11 +19,25 @@ measured cases (clean classes: silhouette <= 0.53, spread <= 41 apart from one c
 rows; feature backdoors: silhouette >= 0.71, spread >= 56), so a score >= 0.5 means a confident,
 small, far split, and every other row of the class scores 0: the detector stays quiet on classes
 without poison and leaves the ranking of diffuse cases to ``spectral``.
+
+With three or more classes the other classes are a null for each class's split: a backdoor's
+split is far more spread out than the natural sub-styles every class shows (digits: a noise or
+blend trigger's cluster lies 28-32x the core's spread where clean classes reach 3-19), even when
+its silhouette and spread stay under the absolute centres above, and when the poison is up to
+half of its class. A class whose log spread lies ``_CONTRAST_Z`` robust standard deviations above
+the other classes' (median and MAD of the others, the MAD floored at 0.25 in log units), whose
+split is clean enough (silhouette >= 0.4) and whose suspect rows are no more mixed with other
+labels than the core is (the share of their label-free feature neighbours carrying another label
+is at most the core's + 0.05) scores ``sigmoid((z - _CONTRAST_Z) / 0.3)`` when the cluster is
+under half of the class; the row's probability is the larger of the two rules. The last condition
+separates the two kinds of far split seen on digits: triggered rows are each other's neighbours
+(other-label share 0.00-0.03, core 0.01), while a natural sub-style far from its class core sits
+on the border with other classes (class 9: 0.43 against 0.14).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -34,13 +48,18 @@ from poisonguard.detectors.spectral import WhitenedClass, whiten_class, whitened
 if TYPE_CHECKING:
     from poisonguard.evidence import Evidence
 
-__all__ = ["ClassSplit", "Clusters", "split_class"]
+__all__ = ["ClassSplit", "Clusters", "contrast_probability", "split_class"]
 
 _MAX_SHARE = 0.35
 _ZERO_SHARE = 0.5
 _SILHOUETTE = 0.6
 _SPREAD = 40.0
 _KMEANS_ROWS = 20_000
+_CONTRAST_Z = 2.5
+_CONTRAST_SILHOUETTE = 0.4
+_CONTRAST_MAX_SHARE = 0.5
+_LOG_MAD_FLOOR = 0.25
+_MIXING_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ class ClassSplit:
     silhouette: float
     spread: float
     probability: float
+    mixing: float = 0.0
 
 
 def _sigmoid(x: float) -> float:
@@ -95,6 +115,28 @@ def split_class(rows: np.ndarray | WhitenedClass, *, dim: int = 10,
     return ClassSplit(suspect=suspect, share=share, silhouette=sil, spread=spread, probability=prob)
 
 
+def contrast_probability(splits: dict[int, ClassSplit]) -> dict[int, float]:
+    """Per class, the probability from comparing its split with the other classes' splits (the
+    module docstring); empty with fewer than three splits."""
+    if len(splits) < 3:
+        return {}
+    codes = list(splits)
+    logs = np.log(np.array([max(splits[c].spread, 1e-12) for c in codes]))
+    out: dict[int, float] = {}
+    for i, code in enumerate(codes):
+        found = splits[code]
+        others = np.delete(logs, i)
+        med = float(np.median(others))
+        mad = max(1.4826 * float(np.median(np.abs(others - med))), _LOG_MAD_FLOOR)
+        z = (logs[i] - med) / mad
+        if (found.silhouette < _CONTRAST_SILHOUETTE or found.share >= _CONTRAST_MAX_SHARE
+                or found.mixing > _MIXING_MARGIN):
+            out[code] = 0.0
+            continue
+        out[code] = _sigmoid((z - _CONTRAST_Z) / 0.3)
+    return out
+
+
 @register
 class Clusters(Detector):
     """Activation clustering per class; the score is the probability that the row sits in a
@@ -113,7 +155,7 @@ class Clusters(Detector):
 
     name: ClassVar[str] = "clusters"
     summary: ClassVar[str] = "in a small cluster of its class split off from the rest"
-    requires: ClassVar[tuple[str, ...]] = ("embedding", "labels")
+    requires: ClassVar[tuple[str, ...]] = ("embedding", "labels", "feature_neighbors")
     calibration = "probability"
     answers: ClassVar[tuple[str, ...]] = ("backdoor", "subpopulation")
     papers: ClassVar[tuple[str, ...]] = (
@@ -127,11 +169,19 @@ class Clusters(Detector):
     def _splits(self, evidence: Evidence) -> dict[int, ClassSplit]:
         def compute() -> dict[int, ClassSplit]:
             out: dict[int, ClassSplit] = {}
-            for code in np.unique(evidence.labels):
+            labels = evidence.labels
+            other = (labels[evidence.feature_neighbors.indices] != labels[:, None]).mean(axis=1)
+            for code in np.unique(labels):
                 found = split_class(whitened(evidence, int(code), self.dim),
                                     random_state=evidence.random_state)
                 if found is not None:
-                    out[int(code)] = found
+                    mine = other[labels == code]
+                    core = mine[~found.suspect]
+                    mixing = float(mine[found.suspect].mean() - (core.mean() if core.size else 0.0))
+                    out[int(code)] = replace(found, mixing=mixing)
+            for code, prob in contrast_probability(out).items():
+                if prob > out[code].probability:
+                    out[code] = replace(out[code], probability=prob)
             return out
 
         return evidence.memo(("clusters", self.dim), compute)

@@ -124,11 +124,22 @@ def _seconds(timings: Mapping[str, float]) -> list[tuple[str, str]]:
 def _histograms(report: ScanReport) -> list[dict[str, str]]:
     flagged = report.flagged
     out = [{"name": "combined", "uri": histogram_uri(report.scores, flagged, report.threshold,
-                                                     "combined score (max over detectors)")}]
+                                                     "combined score")}]
     for name in report.detectors:
         scores = report.table[name].to_numpy(dtype=np.float64)
         out.append({"name": name, "uri": histogram_uri(scores, flagged, report.threshold, name)})
     return out
+
+
+def _self_test(report: ScanReport) -> dict[str, Any] | None:
+    st = report.self_test
+    if st is None:
+        return None
+    rows = [{"family": r.family, "attack": r.attack, "planted": r.planted,
+             "recall": "-" if r.skipped else f"{100 * r.recall:.0f} %",
+             "auroc": "-" if r.skipped else f"{r.auroc:.3f}", "note": r.skipped} for r in st.rows]
+    return {"rate": f"{100 * st.rate:g} %", "fpr": f"{100 * st.false_positive_rate:.1f} %",
+            "rows": rows}
 
 
 def render_scan(report: ScanReport) -> str:
@@ -160,5 +171,6 @@ def render_scan(report: ScanReport) -> str:
         "sources": _sources(report),
         "feature_columns": first_cols,
         "more_features": ds.modality == "tabular" and len(ds.feature_names) > SHOWN_FEATURES,
+        "self_test": _self_test(report),
     }
     return environment().get_template("scan.html.j2").render(context)
