@@ -17,6 +17,13 @@ files_of() {  # the files (Debian paths without the leading slash) the loaders n
                 "$d/t10k-images-idx3-ubyte.gz" "$d/t10k-labels-idx1-ubyte.gz" ;;
         r-cran-caret)
             printf '%s\n' usr/lib/R/site-library/caret/data/GermanCredit.RData ;;
+        r-cran-mlbench)
+            printf '%s\n' usr/lib/R/site-library/mlbench/data/PimaIndiansDiabetes2.rda \
+                usr/lib/R/site-library/mlbench/data/HouseVotes84.rda ;;
+        r-cran-kernlab)
+            printf '%s\n' usr/lib/R/site-library/kernlab/data/spam.rda ;;
+        r-cran-palmerpenguins)
+            printf '%s\n' usr/lib/R/site-library/palmerpenguins/extdata/penguins.csv ;;
     esac
 }
 
@@ -30,7 +37,7 @@ present_under() {  # present_under PREFIX PACKAGE: all of the package's files ex
 }
 
 needed=()
-for pkg in dataset-fashion-mnist r-cran-caret; do
+for pkg in dataset-fashion-mnist r-cran-caret r-cran-mlbench r-cran-kernlab r-cran-palmerpenguins; do
     if present_under "$root" "$pkg" || present_under "" "$pkg"; then
         note "$pkg: already present, skipping"
     else

@@ -199,21 +199,41 @@ def test_length_mismatch(kwargs: dict[str, object], message: str) -> None:
         Dataset(np.zeros((3, 2)), **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("value", "shown"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
-def test_non_finite_features_name_row_and_column(value: float, shown: str) -> None:
+@pytest.mark.parametrize(("value", "shown"), [(np.inf, "inf"), (-np.inf, "-inf")])
+def test_infinite_features_name_row_and_column(value: float, shown: str) -> None:
     X = np.zeros((4, 3))
     X[2, 1] = value
-    with _raises(f"row 2, column 'b': value is {shown}; features must be finite"):
+    with _raises(f"row 2, column 'b': value is {shown}; features must be finite (missing values "
+                 "are allowed)"):
         Dataset(X, [0, 1, 0, 1], feature_names=["a", "b", "c"])
 
 
-@pytest.mark.parametrize(("value", "shown"), [(np.nan, "missing"), (np.inf, "inf"), (None, "missing")])
-def test_non_finite_frame_values_name_row_and_column(value: object, shown: str) -> None:
+@pytest.mark.parametrize(("value", "shown"), [(np.inf, "inf"), (-np.inf, "-inf")])
+def test_infinite_frame_values_name_row_and_column(value: float, shown: str) -> None:
     df = pd.DataFrame({"age": [1.0, 2.0, 3.0], "color": ["red", "blue", "red"]})
-    col = "color" if value is None else "age"
-    df.loc[1, col] = value
-    with _raises(f"row 1, column '{col}': value is {shown}; features must be finite"):
+    df.loc[1, "age"] = value
+    with _raises(f"row 1, column 'age': value is {shown}; features must be finite"):
         Dataset(df, [0, 1, 0])
+
+
+def test_missing_tabular_values_are_kept() -> None:
+    X = np.zeros((4, 3))
+    X[2, 1] = np.nan
+    ds = Dataset(X, [0, 1, 0, 1])
+    assert np.isnan(ds.X[2, 1]) and np.isfinite(np.delete(ds.X.ravel(), 7)).all()
+    df = pd.DataFrame({"age": [1.0, np.nan, 3.0], "color": ["red", None, "red"],
+                       "n": pd.array([1, pd.NA, 3], dtype="Int64"),
+                       "ok": pd.array([True, pd.NA, False], dtype="boolean")})
+    frame = Dataset(df, [0, 1, 0]).X
+    assert frame["color"].isna().tolist() == [False, True, False]
+    # nullable numbers and booleans become float64 with NaN, so every reader sees one kind of missing
+    assert frame["n"].dtype == np.float64 and frame["ok"].dtype == np.float64
+    assert np.isnan(frame.loc[1, "n"]) and frame["ok"].tolist()[::2] == [1.0, 0.0]
+
+
+def test_missing_labels_are_still_refused() -> None:
+    with _raises("label of row 1 is missing"):
+        Dataset(pd.DataFrame({"a": [1.0, np.nan]}), ["x", None])
 
 
 def test_non_finite_pixel_names_row_and_pixel() -> None:

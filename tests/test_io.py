@@ -210,6 +210,69 @@ def test_numeric_csv_loads_as_an_array(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.X, [[1, 2.5], [3, 4.5]])
 
 
+# ------------------------------------------------------------------- messy tables
+def test_missing_values_load_as_missing(tmp_path: Path) -> None:
+    src = tmp_path / "holes.csv"
+    src.write_text("age,job,score,label\n31,nurse,1.5,0\n,chef,NA,1\n27,,2.5,0\n40,chef,nan,1\n")
+    ds = io.load(src)
+    assert ds.is_frame
+    assert ds.X["age"].isna().tolist() == [False, True, False, False]
+    assert ds.X["job"].isna().tolist() == [False, False, True, False]
+    assert ds.X["score"].isna().tolist() == [False, True, False, True]
+    num = tmp_path / "num.csv"
+    num.write_text("a,b,label\n1,,0\n3,4.5,1\n")
+    arr = io.load(num).X
+    assert arr.dtype == np.float64 and np.isnan(arr[0, 1]) and arr[1, 1] == 4.5
+
+
+def test_booleans_with_missing_values_are_numbers(tmp_path: Path) -> None:
+    src = tmp_path / "b.csv"
+    src.write_text("member,x,label\nTrue,1,0\n,2,1\nFalse,3,0\n")
+    X = io.load(src).X
+    assert X.dtype == np.float64 and X[:, 0].tolist()[::2] == [1.0, 0.0] and np.isnan(X[1, 0])
+
+
+def test_date_columns_become_days_since_1970(tmp_path: Path) -> None:
+    src = tmp_path / "d.csv"
+    src.write_text("joined,city,label\n1970-01-02,Oslo,0\n2020-03-01,Rome,1\n,Oslo,0\n"
+                   "2021-12-31,Lima,1\n")
+    before = src.read_bytes()
+    ds = io.load(src)
+    assert ds.X["joined"].dtype == np.float64
+    assert ds.X["joined"].tolist()[:2] == [1.0, 18322.0] and np.isnan(ds.X["joined"][2])
+    assert ds.origin is not None and ds.origin.dates == (("joined", "%Y-%m-%d", 0),)
+    assert src.read_bytes() == before  # the file itself is never touched
+
+
+def test_day_first_dates_and_stray_values_are_counted(tmp_path: Path) -> None:
+    days = [f"{d:02d}/{m:02d}/2021" for d in range(1, 29) for m in (1, 6, 11)]  # 84 dates
+    src = tmp_path / "d.csv"
+    src.write_text("when,label\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(days))
+                   + "soon,0\n")  # 1 of 85 present values is not a date: still a date column
+    ds = io.load(src, modality="tabular")
+    assert ds.origin is not None and ds.origin.dates == (("when", "%d/%m/%Y", 1),)
+    assert ds.X[1, 0] == (pd.Timestamp("2021-06-01") - pd.Timestamp("1970-01-01")).days
+    assert np.isnan(ds.X[-1, 0])
+
+
+@pytest.mark.parametrize("values", [["March", "April", "May"], ["2020", "2021", "1999"],
+                                    ["10:30", "11:00", "12:15"], ["a1", "b2", "c3"]])
+def test_words_numbers_and_times_are_not_dates(tmp_path: Path, values: list[str]) -> None:
+    src = tmp_path / "w.csv"
+    src.write_text("v,x,label\n" + "".join(f"{v},{i},{i % 2}\n" for i, v in enumerate(values)))
+    ds = io.load(src)
+    assert ds.origin is not None and ds.origin.dates == ()
+
+
+def test_native_date_columns_in_parquet(tmp_path: Path) -> None:
+    src = tmp_path / "d.parquet"
+    pd.DataFrame({"when": pd.to_datetime(["1970-01-11", None, "1970-01-02"]), "x": [1, 2, 3],
+                  "label": [0, 1, 0]}).to_parquet(src)
+    ds = io.load(src)
+    assert ds.origin is not None and ds.origin.dates == (("when", "", 0),)
+    assert ds.X[0, 0] == 10.0 and np.isnan(ds.X[1, 0])
+
+
 # ---------------------------------------------------------------------------- atomic writes
 def _partial_then_fail(kind: str) -> Any:
     def boom(*args: Any, **kwargs: Any) -> None:
@@ -344,8 +407,8 @@ def test_missing_label_is_an_error(tmp_path: Path) -> None:
 
 
 def test_line_numbers_count_multi_line_fields_and_blank_lines(tmp_path: Path) -> None:
-    (tmp_path / "in.csv").write_text('note,x,label\n"two\nlines",1,0\n\nok,,1\n')
-    with _raises("in.csv: row 1 (line 5), column 'x': value is missing"):
+    (tmp_path / "in.csv").write_text('note,x,label\n"two\nlines",1,0\n\nok,inf,1\n')
+    with _raises("in.csv: row 1 (line 5), column 'x': value is inf"):
         io.load(tmp_path / "in.csv")
     (tmp_path / "in.csv").write_text('note,x,label\n"two\nlines",1,0\n\nok,2,1,9\n')
     with _raises("in.csv: line 5 has 4 fields but the header has 3"):

@@ -22,7 +22,10 @@ class Origin:
     """Where a dataset was read from, so that saving can keep the file's format and columns.
 
     ``columns`` is the file's column order (CSV / Parquet); ``dtypes`` the original dtype of
-    each feature column by name; ``npz_keys`` the arrays an NPZ file held.
+    each feature column by name; ``npz_keys`` the arrays an NPZ file held. ``dates`` names the
+    columns read as dates and now held as days since 1970-01-01: ``(column, format, unread)``,
+    with the date format recognised (``""`` for a native date column) and how many present
+    values were not dates in that format and became missing.
     """
 
     path: str
@@ -33,6 +36,7 @@ class Origin:
     columns: tuple[str, ...] = ()
     dtypes: tuple[tuple[str, str], ...] = ()
     npz_keys: tuple[str, ...] = ()
+    dates: tuple[tuple[str, str, int], ...] = ()
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -63,31 +67,44 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
     return np.asarray([str(v) for v in as_obj], dtype=str)
 
 
+def _as_float_column(values: pd.Series) -> pd.Series:
+    """A pandas nullable numeric or boolean column (``Int64``, ``Float64``, ``boolean``) as
+    float64 with NaN for ``pd.NA``; any other column unchanged."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
+            dtype, pd.CategoricalDtype | pd.DatetimeTZDtype | pd.PeriodDtype | pd.IntervalDtype) \
+            and (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+        return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan), name=values.name)
+    return values
+
+
 def _check_finite_frame(X: pd.DataFrame) -> None:
+    """Missing values are allowed in tabular features; infinities are not."""
     for j, col in enumerate(X.columns):
         values = X.iloc[:, j]
-        if pd.api.types.is_numeric_dtype(values.dtype):
-            v = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = ~np.isfinite(v)
-        else:
-            bad = values.isna().to_numpy()
+        if values.dtype.kind not in "iuf":
+            continue
+        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(v)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            what = "missing" if pd.isna(values.iloc[i]) else str(values.iloc[i])
-            raise InputError(f"row {i}, column '{col}': value is {what}; features "
-                             "must be finite (impute or drop missing values first)")
+            raise InputError(f"row {i}, column '{col}': value is {v[i]}; features must be "
+                             "finite (missing values are allowed)")
 
 
-def _check_finite_array(X: np.ndarray, names: Sequence[str]) -> None:
+def _check_finite_array(X: np.ndarray, names: Sequence[str], kind: Modality) -> None:
+    """Tabular arrays may hold NaN (missing) but not infinities; images must be finite."""
     if X.dtype.kind != "f":
         return
-    bad = ~np.isfinite(X)
+    bad = np.isinf(X) if kind == "tabular" else ~np.isfinite(X)
     if bad.any():
         flat = np.argwhere(bad)[0]
         i = int(flat[0])
         pixel = tuple(int(v) for v in flat[1:])
-        where = f"column '{names[int(flat[1])]}'" if X.ndim == 2 else f"pixel {pixel}"
-        raise InputError(f"row {i}, {where}: value is {X[tuple(flat)]}; features must be finite")
+        if X.ndim == 2:
+            raise InputError(f"row {i}, column '{names[int(flat[1])]}': value is {X[tuple(flat)]}; "
+                             "features must be finite (missing values are allowed)")
+        raise InputError(f"row {i}, pixel {pixel}: value is {X[tuple(flat)]}; features must be finite")
 
 
 def _infer_modality(X: Any) -> Modality:
@@ -109,6 +126,10 @@ class Dataset:
     ``X`` is a numeric array ``(n, d)`` (tabular), ``(n, h, w[, c])`` (image), a 1-D array of
     strings (text), or a DataFrame for tabular data with categorical columns. Arrays are copied
     and made read-only; ``ids`` default to the row numbers as strings.
+
+    Tabular features may be missing (NaN, None, ``pd.NA``; nullable numeric columns become
+    float64 with NaN); infinities are refused, and so is any non-finite pixel. Labels and ids
+    are never missing.
 
     Examples
     --------
@@ -142,6 +163,8 @@ class Dataset:
         if isinstance(X, pd.DataFrame):
             Xv: Any = X.copy(deep=True).reset_index(drop=True)
             Xv.columns = [str(c) for c in Xv.columns]
+            for j in range(Xv.shape[1]):
+                Xv.isetitem(j, _as_float_column(Xv.iloc[:, j]))
             names: tuple[str, ...] = tuple(Xv.columns)
             n = len(Xv)
         else:
@@ -176,7 +199,7 @@ class Dataset:
                 raise InputError(f"image 'X' must be (n, h, w) or (n, h, w, c) (got {Xv.shape})")
             if kind == "tabular" and len(names) != Xv.shape[1]:
                 raise InputError(f"'feature_names' has {len(names)} names for {Xv.shape[1]} columns")
-            _check_finite_array(Xv, names)
+            _check_finite_array(Xv, names, kind)
             Xv = _readonly(Xv)
         labels = _readonly(_as_labels(y, n))
         if ids is None:

@@ -4,8 +4,9 @@ A scan trains its proxy models and builds its neighbour graph once; every detect
 same fields. Fields (each computed on first use):
 
 ``labels``      integer label codes ``(n,)`` into ``classes``.
-``features``    the modality's encoded numeric matrix (standardised columns and one-hot
-                categories, scaled pixels, TF-IDF — sparse for text).
+``features``    the modality's encoded numeric matrix (standardised columns with missing
+                values median-imputed and indicated, one-hot or frequency-encoded categories,
+                scaled pixels, TF-IDF — sparse for text).
 ``proba``       out-of-fold predicted probabilities ``(n, n_classes)`` from ``folds``-fold
                 cross-fitting of the probability model: no row is scored by a model that saw it.
 ``embedding``   ``(n, e)`` hidden-layer representation from a proxy network trained on all rows.
@@ -141,10 +142,13 @@ class Evidence:
 
     @cached_property
     def features(self) -> Any:
-        """The modality's encoded numeric matrix (float64; scipy sparse for text)."""
-        from poisonguard.models import featurizer
+        """The modality's encoded numeric matrix (float64; scipy sparse for text). How messy
+        tabular columns were encoded (missing values, dates, many categories) goes to ``notes``."""
+        from poisonguard.models import describe_encoding, featurizer
 
         with self._step("features"):
+            for line in describe_encoding(self.dataset):
+                self.note(line)
             F = featurizer(self.dataset).fit_transform(self.dataset.X)
             if sp.issparse(F) and self.dataset.modality != "text":
                 F = F.toarray()

@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,12 +24,13 @@ import pandas as pd
 from poisonguard.dataset import Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "file_format", "load", "read_bytes", "read_json", "save", "write_rows",
-           "write_text"]
+__all__ = ["FORMATS", "atomic_path", "days_since_epoch", "file_format", "load", "read_bytes", "read_json",
+           "save", "write_rows", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 NUMERIC_SHARE = 0.9  # a column this numeric is numeric: other values in it are errors
+DATE_SHARE = 0.95  # a text column this much made of dates in one format is a date column
 
 
 def file_format(path: str | Path) -> Literal["csv", "parquet", "npz"]:
@@ -102,9 +104,52 @@ def _line(lines: list[int], i: int) -> str:
     return f"row {i} (line {lines[i]})" if i < len(lines) else f"row {i}"
 
 
-def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]) -> pd.DataFrame:
-    """Numeric-looking columns become float; a stray word in one is an error naming the row."""
+def days_since_epoch(values: pd.Series) -> np.ndarray:
+    """Dates (datetime64, tz-aware ones in UTC) as float days since 1970-01-01; NaT is NaN."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    days = (values - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    return np.asarray(days.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _is_date_format(fmt: str) -> bool:
+    """A format with a year and a month ("%Y-%m", "%d/%m/%y", ...), not a time or a year alone."""
+    return any(d in fmt for d in ("%Y", "%y")) and any(d in fmt for d in ("%m", "%b", "%B"))
+
+
+def _date_column(s: pd.Series) -> tuple[np.ndarray, str, int] | None:
+    """Days since 1970-01-01 of a text column whose present values are dates in one format:
+    the format guessed from up to 50 values that at least :data:`DATE_SHARE` of the present
+    values parse with; values that do not parse become missing (counted). None otherwise."""
+    from pandas.tseries.api import guess_datetime_format
+
+    present = s[s.notna()]
+    head = present.iloc[:1000].astype(str).drop_duplicates().iloc[:50]
+    with warnings.catch_warnings():  # guessing warns about day-first formats
+        warnings.simplefilter("ignore")
+        guesses = [guess_datetime_format(v) for v in head]
+    formats = pd.Series([g for g in guesses if g and _is_date_format(g)],
+                        dtype=object).value_counts(sort=True)
+    if formats.empty:
+        return None
+    present = present.astype(str)
+    for fmt in formats.index[:3]:
+        parsed = pd.to_datetime(present, format=str(fmt), errors="coerce", utc="%z" in str(fmt))
+        ok = int(parsed.notna().sum())
+        if ok >= DATE_SHARE * len(present):
+            days = np.full(len(s), np.nan)
+            days[np.flatnonzero(s.notna().to_numpy())] = days_since_epoch(parsed)
+            return days, str(fmt), len(present) - ok
+    return None
+
+
+def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]
+                    ) -> tuple[pd.DataFrame, tuple[tuple[str, str, int], ...]]:
+    """Numeric-looking columns become float; a stray word in one is an error naming the row.
+    True/False columns become 1.0/0.0 and date columns days since 1970-01-01 (returned as
+    ``(column, format, values not read as dates)``); missing values stay missing."""
     out = {}
+    dates: list[tuple[str, str, int]] = []
     for col in df.columns:
         s = df[col]
         if pd.api.types.is_bool_dtype(s.dtype):
@@ -112,6 +157,10 @@ def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]) -> pd.DataFr
             continue
         if pd.api.types.is_numeric_dtype(s.dtype):
             out[col] = s
+            continue
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            out[col] = pd.Series(days_since_epoch(s), index=s.index)
+            dates.append((col, "", 0))
             continue
         present = s.notna().to_numpy()
         num = pd.to_numeric(s, errors="coerce")
@@ -123,23 +172,27 @@ def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]) -> pd.DataFr
                 raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {s.iloc[i]!r} is not "
                                  "a number (the column is numeric)")
             out[col] = num
+            continue
+        as_date = _date_column(s)
+        if as_date is not None:
+            out[col] = pd.Series(as_date[0], index=s.index)
+            dates.append((col, as_date[1], as_date[2]))
         else:
             out[col] = s.astype(object).where(s.notna(), None)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), tuple(dates)
 
 
-def _nan_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
+def _inf_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
+    """Missing feature values are allowed; infinities are refused, naming the row and column."""
     for col in X.columns:
         s = X[col]
-        if pd.api.types.is_numeric_dtype(s.dtype):
-            bad = ~np.isfinite(s.to_numpy(dtype=np.float64, na_value=np.nan))
-        else:
-            bad = s.isna().to_numpy()
+        if not pd.api.types.is_numeric_dtype(s.dtype):
+            continue
+        bad = np.isinf(s.to_numpy(dtype=np.float64, na_value=np.nan))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            what = "missing" if pd.isna(s.iloc[i]) else f"{s.iloc[i]}"
-            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value is {what}; "
-                             "features must be finite")
+            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value is {s.iloc[i]}; "
+                             "features must be finite (missing values are allowed)")
 
 
 def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_col: str | None,
@@ -160,15 +213,20 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
         if np.any(missing):
             i = int(np.flatnonzero(missing)[0])
             raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {role} is missing")
-    X = _coerce_columns(df[feats], path, lines)
-    _nan_check(X, path, lines)
+    X, dates = _coerce_columns(df[feats], path, lines)
+    _inf_check(X, path, lines)
     numeric = all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in feats)
     kind = modality or ("text" if len(feats) == 1 and not numeric else "tabular")
     origin = Origin(path=str(path), format=fmt, label=label, id_col=id_col, source_col=source_col,
-                    columns=tuple(columns), dtypes=tuple((c, str(df[c].dtype)) for c in feats))
+                    columns=tuple(columns), dtypes=tuple((c, str(df[c].dtype)) for c in feats),
+                    dates=dates)
     ids = df[id_col].to_numpy() if id_col else None
     sources = df[source_col].to_numpy() if source_col else None
     if kind == "text":
+        missing = X[feats[0]].isna().to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise InputError(f"{path}: {_line(lines, i)}, column '{feats[0]}': text is missing")
         Xv: Any = X[feats[0]].astype(str).to_numpy(dtype=object)
     elif numeric:
         Xv = X.to_numpy(dtype=np.float64)
@@ -224,7 +282,11 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
 
     CSV / Parquet: one row per example, the label in column ``label``, optional id and source
     columns; a single string feature column makes a text dataset, string columns otherwise stay
-    categorical. NPZ: arrays ``X``, ``y`` and optional ``ids``, ``sources``, ``feature_names``.
+    categorical. Feature values may be missing (empty cells, ``NA``, ``nan``, ...); True/False
+    columns become 1/0 and date columns (95 % of their values dates in one format) days since
+    1970-01-01, recorded in ``origin.dates``; the file itself is never changed. Infinite
+    values, missing labels and ids, and missing text are refused. NPZ: arrays ``X``, ``y``
+    and optional ``ids``, ``sources``, ``feature_names``.
     """
     p = Path(path)
     _check_readable(p)

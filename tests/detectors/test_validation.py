@@ -121,3 +121,19 @@ def test_needs_a_reference_of_the_same_modality() -> None:
     text = make_text(n_rows=50)
     assert det.applies(Evidence(text, reference=REFERENCE)) == (
         "the reference is tabular data, the scanned data text")
+
+
+def test_a_missing_value_breaks_a_rule_only_where_the_reference_has_none() -> None:
+    holes = PEOPLE.astype({"income": "float64"}).copy()
+    holes.loc[5, "income"] = np.nan
+    reference = Dataset(holes, REFERENCE.y)
+    data = PEOPLE.iloc[:4].astype({"income": "float64", "age": "float64"}).copy()
+    data.loc[1, "income"] = np.nan  # the reference has missing incomes: fine
+    data.loc[2, "age"] = np.nan  # the reference has every age: a broken rule
+    data["city"] = data["city"].astype(object)
+    data.loc[3, "city"] = None  # no missing city in the reference either
+    ev = Evidence(Dataset(data, ["ham"] * 4), reference=reference)
+    assert Validation().suspicion(ev).tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert Validation().explain(ev, np.array([2, 3])) == [
+        "column 'age' is missing a value (the reference has none missing)",
+        "column 'city' = '<missing>' not among the reference categories (Lima, Oslo, Rome)"]

@@ -244,3 +244,25 @@ def test_a_10k_by_30_check_takes_under_two_seconds() -> None:
     report = monitor.check(profile, batch)
     assert time.perf_counter() - start < 2.0
     assert not report.drift
+
+
+# ------------------------------------------------------------------------- missing values
+def _holes(n: int, seed: int, missing: float) -> Dataset:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n),
+                          "color": rng.choice(["red", "blue"], n).astype(object)})
+    frame.loc[rng.random(n) < missing, "x"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "color"] = None
+    return Dataset(frame, rng.integers(0, 2, n), name=f"holes{seed}")
+
+
+def test_missing_values_are_checked_and_a_surge_of_them_alarms() -> None:
+    profile = Profile.fit(_holes(1000, 0, 0.1), random_state=0)
+    clean = DriftMonitor(random_state=0).check(profile, _holes(400, 1, 0.1))
+    assert not clean.drift
+    psi = next(t for t in clean.tests if t.test == "psi" and t.feature == "x")
+    assert psi.shares[-1][0] == "(missing)" and 0.05 < psi.shares[-1][2] < 0.15
+    ks = next(t for t in clean.tests if t.test == "ks" and t.feature == "x")
+    assert np.isfinite(ks.statistic) and ks.p_value > 0.01  # the present values, no NaN
+    surge = DriftMonitor(random_state=0).check(profile, _holes(400, 2, 0.6))
+    assert surge.drift and "x" in surge.drifted_features

@@ -161,3 +161,31 @@ def test_a_malformed_profile_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError, match="not a valid drift profile"):
         Profile.read(path)
+
+
+# ------------------------------------------------------------------------- missing values
+def _holes(n: int, seed: int, missing: float = 0.2) -> Dataset:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "color": rng.choice(["red", "blue"], n).astype(object)})
+    frame.loc[rng.random(n) < missing, "x"] = np.nan
+    frame.loc[rng.random(n) < missing, "color"] = None
+    return Dataset(frame, rng.integers(0, 2, n), name=f"holes{seed}")
+
+
+def test_missing_values_are_counted_and_survive_the_json(tmp_path: Path) -> None:
+    ds = _holes(300, 0)
+    profile = Profile.fit(ds, random_state=0)
+    x, color = profile.columns
+    assert x.missing == int(ds.X["x"].isna().sum()) > 0
+    assert sum(x.counts) + x.missing == 300 and len(x.edges) == 9  # bins of the present values
+    assert "<missing>" in color.categories
+    back = Profile.read(profile.to_json(tmp_path / "p.json"))
+    assert back.digest == profile.digest and back.columns == profile.columns
+    assert back.sample["x"].isna().sum() == profile.sample["x"].isna().sum() > 0
+    text = (tmp_path / "p.json").read_text()
+    assert "NaN" not in text and '"missing":' in text  # JSON null, not NaN
+
+
+def test_a_profile_without_missing_values_has_no_missing_key(tmp_path: Path) -> None:
+    text = Profile.fit(load_dataset("wine"), random_state=0).to_json(tmp_path / "p.json").read_text()
+    assert '"missing"' not in text  # profiles made before missing values were tracked still verify

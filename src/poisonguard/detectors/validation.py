@@ -6,7 +6,8 @@ Rules by modality (``reference`` is ``evidence.reference``):
 * tabular (arrays and DataFrames alike, column by column by name) — the reference's columns
   are all there and no others; a numeric column holds numbers, whole numbers when the reference
   has only whole numbers, inside the reference range; a categorical (text or boolean) column
-  holds only categories seen in the reference;
+  holds only categories seen in the reference; a value may be missing only in a column where
+  the reference has missing values (ranges come from the present values);
 * images — the reference's image shape; pixel values inside the reference range, whole numbers
   when the reference has only whole numbers, and (``pixelwise=True``) every pixel inside the
   range that pixel takes in the reference (a patch trigger in a corner that is always blank);
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Rule", "Validation", "check_rules", "default_tolerance"]
 
 _SHOWN = 8  # categories / characters named in a message
+MISSING = "<missing>"  # a missing categorical value, as the featurizer names it
 
 
 @dataclass(frozen=True)
@@ -109,17 +111,25 @@ def _label_rules(reference: Dataset, data: Dataset) -> list[Rule]:
 
 
 def _numeric_column(col: str, ref: pd.Series, values: pd.Series, tolerance: float) -> list[Rule]:
-    r = ref.to_numpy(dtype=np.float64)
+    r = ref.to_numpy(dtype=np.float64, na_value=np.nan)
     raw = values.to_numpy()
+    present = values.notna().to_numpy()
     if values.dtype.kind in "iufb":
-        v = values.to_numpy(dtype=np.float64)
+        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
         rules = []
     else:
-        v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(v)
+        v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(v) & present
         rules = [Rule(f"type:{col}", bad, lambda row: f"column {col!r} = {raw[row]!r} is not a "
                       f"number (the reference column is {ref.dtype})")]
         v = np.where(bad, np.nan, v)
+    ref_missing = np.isnan(r)
+    if not ref_missing.any():
+        rules.append(Rule(f"null:{col}", ~present, lambda row: (
+            f"column {col!r} is missing a value (the reference has none missing)")))
+    r = r[~ref_missing]
+    if not r.size:
+        return rules
     lo, hi = float(r.min()), float(r.max())
     low, high = _bounds(lo, hi, tolerance)
     with np.errstate(invalid="ignore"):
@@ -134,9 +144,16 @@ def _numeric_column(col: str, ref: pd.Series, values: pd.Series, tolerance: floa
     return rules
 
 
+def _as_text(values: pd.Series) -> np.ndarray:
+    """Values as text, a missing one as ``<missing>`` (allowed where the reference has one)."""
+    text: np.ndarray = values.astype(str).to_numpy(dtype=object)
+    text[values.isna().to_numpy()] = MISSING
+    return text
+
+
 def _categorical_column(col: str, ref: pd.Series, values: pd.Series) -> Rule:
-    known = sorted({str(c) for c in ref.to_numpy()})
-    v = values.astype(str).to_numpy(dtype=object)
+    known = sorted(set(_as_text(ref).tolist()))
+    v = _as_text(values)
     broken = ~np.isin(v, np.asarray(known, dtype=object))
     listing = _listing(known)
     return Rule(f"category:{col}", broken, lambda row: (

@@ -2,7 +2,8 @@
 
 ``make_model(name, dataset)`` returns an unfitted scikit-learn pipeline that takes the dataset's
 ``X`` as it is (DataFrame, image array or strings) and encodes it the way the modality needs:
-standardised columns and one-hot categories for tabular data, flattened scaled pixels for
+standardised columns and one-hot categories for tabular data (missing values imputed, see
+:mod:`poisonguard.models._tabular` and :func:`describe_encoding`), flattened scaled pixels for
 images, TF-IDF for text. Any scikit-learn classifier may replace the named ones.
 """
 
@@ -13,19 +14,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
-from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.models._codec import NumericCodec
+from poisonguard.models._tabular import describe_encoding, tabular_featurizer
 
-__all__ = ["MODEL_NAMES", "Flatten", "NumericCodec", "featurizer", "fit_quiet", "make_model"]
+__all__ = ["MODEL_NAMES", "Flatten", "NumericCodec", "describe_encoding", "featurizer", "fit_quiet",
+           "make_model"]
 
 MODEL_NAMES: tuple[str, ...] = ("logreg", "mlp", "cnn")
 _E = TypeVar("_E")
@@ -54,20 +55,18 @@ class Flatten(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def featurizer(dataset: Dataset) -> Any:
-    """An unfitted transformer from the dataset's ``X`` to a numeric matrix."""
+    """An unfitted transformer from the dataset's ``X`` to a numeric matrix.
+
+    Tabular: numbers, booleans and dates standardised, missing values median-imputed with a
+    missing-value indicator per column that has them, categories one-hot (missing as its own
+    category, at most 64 columns each) or, with many distinct values, frequency-encoded;
+    :func:`describe_encoding` says what was done to a dataset.
+    """
     if dataset.modality == "text":
         return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
     if dataset.modality == "image":
         return Flatten()
-    if dataset.is_frame:
-        frame = dataset.X
-        numeric = [c for c in frame.columns if frame[c].dtype.kind in "iufb"]
-        categorical = [c for c in frame.columns if c not in numeric]
-        return ColumnTransformer([
-            ("num", StandardScaler(), numeric),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-        ])
-    return StandardScaler()
+    return tabular_featurizer(dataset)
 
 
 def _classifier(name: str, random_state: int) -> Any:

@@ -2,9 +2,10 @@
 
 Tests, per check:
 
-* numeric column: two-sample Kolmogorov-Smirnov against the profile's sample (effect: the KS
-  statistic D) and PSI over the reference's decile bins (effect: PSI; its p-value is the
-  chi-square test of homogeneity of the binned reference and batch counts);
+* numeric column: two-sample Kolmogorov-Smirnov of the present values against the profile's
+  sample (effect: the KS statistic D) and PSI over the reference's decile bins (effect: PSI;
+  its p-value is the chi-square test of homogeneity of the binned reference and batch counts),
+  with one more bin, ``(missing)``, when either side has missing values;
 * categorical column: chi-square test of homogeneity over the kept categories and ``(other)``
   (effect: total variation distance, TVD);
 * label: the same chi-square and TVD over the labels (a label unseen in the reference counts);
@@ -41,7 +42,7 @@ import pandas as pd
 
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
-from poisonguard.monitor.profile import ColumnProfile, Profile
+from poisonguard.monitor.profile import MISSING_BIN, ColumnProfile, Profile
 
 __all__ = ["DriftMonitor", "DriftReport", "DriftTest", "adjust_p_values"]
 
@@ -187,8 +188,18 @@ def adjust_p_values(p_values: np.ndarray, method: Literal["bh", "holm"] = "bh",
     return out
 
 
+def _present(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    out: np.ndarray = values[~np.isnan(values)]
+    return out
+
+
 def _ks(ref: np.ndarray, batch: np.ndarray) -> tuple[float, float]:
+    """KS statistic and p-value of the present values; (0, 1) when a side has none."""
     from scipy import stats
+
+    if not len(ref) or not len(batch):
+        return 0.0, 1.0
 
     method = "auto" if max(len(ref), len(batch)) <= 2000 else "asymp"  # exact is slow beyond
     res = stats.ks_2samp(ref, batch, method=method)
@@ -315,10 +326,16 @@ class DriftMonitor:
         rows: list[tuple[str, str, float, float, float, Shares]] = []  # test, feature, stat, p, effect
         for col in profile.columns:
             values = frame[col.name].to_numpy()
-            chi2, p, tvd, psi, shares = _counts_test(col.bin_names(), np.asarray(col.counts),
-                                                     col.bin_counts(values))
+            names, ref_counts, counts = col.bin_names(), np.asarray(col.counts), col.bin_counts(values)
             if col.kind == "numeric":
-                d, p_ks = _ks(profile.sample[col.name].to_numpy(), values)
+                values = np.asarray(values, dtype=np.float64)
+                missing = int(np.isnan(values).sum())
+                if col.missing or missing:  # the missing share is one more bin of the PSI
+                    names, ref_counts = [*names, MISSING_BIN], np.r_[ref_counts, col.missing]
+                    counts = np.r_[counts, missing]
+            chi2, p, tvd, psi, shares = _counts_test(names, ref_counts, counts)
+            if col.kind == "numeric":
+                d, p_ks = _ks(_present(profile.sample[col.name].to_numpy()), _present(values))
                 rows += [("ks", col.name, d, p_ks, d, ()), ("psi", col.name, chi2, p, psi, shares)]
             else:
                 rows.append(("chi2", col.name, chi2, p, tvd, shares))

@@ -2,10 +2,11 @@
 
 Per column the profile keeps what the drift tests need and nothing that must be unpickled:
 
-* numeric: interior bin edges at the reference's deciles (duplicates merged, so a column with
-  few distinct values gets fewer bins) and the reference rows per bin (PSI and its chi-square);
+* numeric: interior bin edges at the deciles of the reference's present values (duplicates
+  merged, so a column with few distinct values gets fewer bins), the reference rows per bin
+  (PSI and its chi-square) and the rows where the value is missing (tracked as one more bin);
 * categorical (a non-numeric DataFrame column): the ``max_categories`` most frequent values and
-  their counts, the rest pooled as ``(other)``;
+  their counts, the rest pooled as ``(other)``; a missing value is the category ``<missing>``;
 * one seeded subsample of at most ``sample_size`` whole reference rows with their labels. Its
   columns feed the KS tests, its rows the domain classifier (fitted at check time, seeded) and
   the canary model;
@@ -41,14 +42,17 @@ __all__ = ["FORMAT", "OTHER", "ColumnProfile", "Profile"]
 
 FORMAT = "poisonguard-profile/1"
 OTHER = "(other)"  # categories outside the kept ones, in the reference or a batch
+MISSING = "<missing>"  # a missing categorical value (the featurizer's category of the same name)
+MISSING_BIN = "(missing)"  # the bin of missing numeric values in a drift test's shares
 
 
 @dataclass(frozen=True)
 class ColumnProfile:
     """One column: ``kind``, its bins (``edges``, numeric) or ``categories``, and ``counts``.
 
-    ``counts`` has ``len(edges) + 1`` entries for a numeric column and ``len(categories) + 1``
-    (the last one ``(other)``) for a categorical one.
+    ``counts`` has ``len(edges) + 1`` entries for a numeric column (its present values) and
+    ``len(categories) + 1`` (the last one ``(other)``) for a categorical one. ``missing``: the
+    reference rows where a numeric value is missing.
     """
 
     name: str
@@ -56,11 +60,14 @@ class ColumnProfile:
     counts: tuple[int, ...]
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
+    missing: int = 0
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Rows of ``values`` per bin (numeric) or per kept category and ``(other)``."""
+        """Rows of ``values`` per bin (numeric, missing values left out) or per kept category
+        and ``(other)``."""
         if self.kind == "numeric":
-            index = np.searchsorted(np.asarray(self.edges), values, side="left")
+            values = np.asarray(values, dtype=np.float64)
+            index = np.searchsorted(np.asarray(self.edges), values[~np.isnan(values)], side="left")
         else:
             index = self.codes(values)
         return np.bincount(index, minlength=len(self.counts))
@@ -79,15 +86,24 @@ class ColumnProfile:
 
 
 def _str_values(values: Any) -> np.ndarray:
-    """Values as Python strings (categories and labels are compared as text)."""
-    return np.asarray(np.asarray(values).astype(str), dtype=object)
+    """Values as Python strings (categories and labels are compared as text); a missing value
+    is ``<missing>``."""
+    series = pd.Series(np.asarray(values, dtype=object))
+    text = series.astype(str).to_numpy(dtype=object)
+    text[series.isna().to_numpy()] = MISSING
+    out: np.ndarray = text
+    return out
 
 
 def _numeric_column(name: str, values: np.ndarray, bins: int) -> ColumnProfile:
-    edges = np.unique(np.quantile(values, np.arange(1, bins) / bins))
+    missing = np.isnan(values)
+    present = values[~missing]
+    edges = np.unique(np.quantile(present, np.arange(1, bins) / bins)) if present.size else \
+        np.zeros(1)
     col = ColumnProfile(name, "numeric", counts=(0,) * (len(edges) + 1),
                         edges=tuple(float(e) for e in edges))
-    return ColumnProfile(name, "numeric", tuple(int(c) for c in col.bin_counts(values)), col.edges)
+    return ColumnProfile(name, "numeric", tuple(int(c) for c in col.bin_counts(present)), col.edges,
+                         missing=int(missing.sum()))
 
 
 def _categorical_column(name: str, values: np.ndarray, max_categories: int) -> ColumnProfile:
@@ -222,11 +238,13 @@ class Profile:
     def _content(self) -> dict[str, Any]:
         cols = [{"name": c.name, "kind": c.kind, "counts": list(c.counts),
                  **({"edges": list(c.edges)} if c.kind == "numeric" else
-                    {"categories": list(c.categories)})} for c in self.columns]
+                    {"categories": list(c.categories)}),
+                 **({"missing": c.missing} if c.missing else {})} for c in self.columns]
         emb = None if self.embedding is None else {
             "shape": list(self.embedding[0]), "mean": self.embedding[1].tolist(),
             "axes": self.embedding[2].tolist()}
-        sample = {c.name: self.sample[c.name].tolist() for c in self.columns}
+        sample = {c.name: [None if isinstance(v, float) and np.isnan(v) else v
+                           for v in self.sample[c.name].tolist()] for c in self.columns}
         return {"format": FORMAT, "name": self.name, "modality": self.modality,
                 "n_rows": self.n_rows, "random_state": self.random_state, "columns": cols,
                 "labels": [[v, c] for v, c in self.labels], "embedding": emb,
@@ -275,7 +293,8 @@ class Profile:
                 raise ValueError(f"column {c['name']!r} has unknown kind {kind!r}")
             col = ColumnProfile(str(c["name"]), kind, tuple(int(v) for v in c["counts"]),
                                 tuple(float(v) for v in c.get("edges", ())),
-                                tuple(str(v) for v in c.get("categories", ())))
+                                tuple(str(v) for v in c.get("categories", ())),
+                                int(c.get("missing", 0)))
             bins = len(col.edges) if kind == "numeric" else len(col.categories)
             if len(col.counts) != bins + 1 or (kind == "numeric" and not col.edges):
                 raise ValueError(f"column {col.name!r}: {len(col.counts)} counts for {bins + 1} bins")
