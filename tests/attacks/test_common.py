@@ -11,6 +11,7 @@ import pytest
 from _data import mixed
 from poisonguard import Dataset, InputError
 from poisonguard.attacks import ATTACKS, Attack, PoisonResult
+from poisonguard.attacks.triggers import TRIGGERS
 from poisonguard.datasets import make_images, make_tabular, make_text
 
 DATA = {
@@ -23,13 +24,21 @@ DATA = {
 PARAMS: dict[str, list[dict[str, Any]]] = {
     "label-flip": [{"strategy": "random"}, {"strategy": "class"}, {"strategy": "greedy"}],
     "subpopulation": [{"method": "inject"}, {"method": "flip", "n_clusters": 4}],
-    "backdoor": [{}, {"inject": True}],
-    "clean-label-backdoor": [{}, {"method": "interpolate"}],
+    "backdoor": [{}, {"inject": True}, *({"trigger": kind} for kind in TRIGGERS)],
+    "clean-label-backdoor": [{}, {"method": "interpolate"}, {"trigger": "warp"},
+                             {"trigger": "common"}, {"trigger": "style"}],
     "feature-collision": [{"steps": 20}],
     "availability": [{"steps": 5}],
 }
+
+def _fits(modality: str, params: dict[str, Any]) -> bool:
+    trigger = params.get("trigger")
+    return trigger is None or TRIGGERS[trigger].modality == modality
+
+
 CASES = [(name, kind, params) for name, cls in sorted(ATTACKS.items()) for kind in DATA
          for params in PARAMS[name] if (kind if kind != "mixed" else "tabular") in cls.modalities
+         and _fits(kind if kind != "mixed" else "tabular", params)
          and not (kind == "text" and params.get("method") == "interpolate")]
 
 

@@ -36,8 +36,13 @@ class Backdoor(Attack):
     label ``target_class`` (default: the first class). ``inject=True`` adds triggered copies
     instead of changing rows; the default (``None``) injects for text, where relabelling real
     messages of a small source class would wreck the clean task, and changes rows otherwise.
-    Triggers: ``patch`` / ``blend`` (images), ``feature`` (tabular), ``token`` (text); unset
-    trigger parameters adapt to the data.
+    Triggers, six families per modality (the first is the default): images ``patch``,
+    ``blend``, ``shape``, ``noise``, ``sinusoid``, ``warp``; tabular ``feature``, ``rare``,
+    ``common``, ``copy``, ``shift``, ``pattern``; text ``token``, ``phrase``, ``sentence``,
+    ``char``, ``punct``, ``style``. Unset trigger parameters adapt to the data (see
+    :func:`~poisonguard.attacks.fit_trigger`): ``trigger_size`` is a side in pixels or a number
+    of columns, ``trigger_value`` the stamped value, ``alpha`` the family's strength,
+    ``columns`` the trigger columns, ``token`` the inserted text.
 
     Examples
     --------
@@ -50,7 +55,8 @@ class Backdoor(Attack):
 
     name = "backdoor"
     family = "backdoor"
-    summary = "dirty-label backdoor: trigger (patch, blend, feature, token) + relabel to target"
+    summary = ("dirty-label backdoor: trigger (6 families per modality: patch, warp, rare, "
+               "common, phrase, style, ...) + relabel to target")
 
     def __init__(self, *, rate: float | None = None, count: int | None = None,
                  trigger: str | Trigger | None = None, target_class: Any = None,

@@ -20,6 +20,9 @@ trigger_app = typer.Typer(help="Work with saved backdoor triggers.", no_args_is_
 app.add_typer(trigger_app, name="trigger")
 
 Opt = typer.Option
+# the trigger kinds, listed without importing the attacks (the CLI starts fast)
+_TRIGGER_HELP = ("image patch, blend, shape, noise, sinusoid, warp; tabular feature, rare, common, "
+                 "copy, shift, pattern; text token, phrase, sentence, char, punct, style")
 
 
 @app.command("attacks")
@@ -70,12 +73,16 @@ def attack(
     where: Annotated[str | None, Opt(help="subpopulation: group filter, e.g. 'age > 60'.")] = None,
     method: Annotated[str | None, Opt(help="subpopulation: inject|flip; clean-label: "
                                            "adversarial|interpolate.")] = None,
-    trigger: Annotated[str | None, Opt(help="Backdoor trigger: patch, blend, feature or token.")] = None,
-    trigger_size: Annotated[int | None, Opt(help="Patch side in pixels.")] = None,
-    trigger_value: Annotated[float | None, Opt(help="Patch or feature value.")] = None,
-    alpha: Annotated[float | None, Opt(help="Blend opacity in (0, 1).")] = None,
-    columns: Annotated[str | None, Opt(help="Feature trigger columns, comma-separated.")] = None,
-    token: Annotated[str | None, Opt(help="Token trigger word or phrase.")] = None,
+    trigger: Annotated[str | None, Opt(help=f"Backdoor trigger: {_TRIGGER_HELP}.")] = None,
+    trigger_size: Annotated[int | None, Opt(help="Patch or glyph side in pixels, or number of "
+                                                 "trigger columns.")] = None,
+    trigger_value: Annotated[float | None, Opt(help="Patch, glyph, feature or rare value.")] = None,
+    alpha: Annotated[float | None, Opt(help="Trigger strength: blend opacity; noise or sinusoid "
+                                           "amplitude (share of the data range); warp pixels; "
+                                           "shift or pattern SDs; common quantile.")] = None,
+    columns: Annotated[str | None, Opt(help="Tabular trigger columns, comma-separated.")] = None,
+    token: Annotated[str | None, Opt(help="Inserted text: token, phrase, sentence or punct "
+                                          "pattern.")] = None,
     model: Annotated[str | None, Opt(help="Surrogate model: logreg or mlp.")] = None,
     target_row: Annotated[str | None, Opt(help="feature-collision: id of the victim row (taken "
                                                "out of the data).")] = None,
