@@ -84,4 +84,4 @@ class Detector(ABC):
 # that overlap (alone it flagged 12.8 % of clean Fashion-MNIST rows; without it the default
 # scan's false-positive rate there fell from 0.16 to 0.07, on digits it stayed under 0.02).
 DEFAULT_DETECTORS: tuple[str, ...] = ("label", "outlier", "duplicates", "spectral", "clusters",
-                                      "influence", "valuation", "validation")
+                                      "association", "influence", "valuation", "validation")
