@@ -15,12 +15,16 @@ real tables have power-law tails.) A tail detector therefore ranks rows far more
 flags them; its calibrated column is a logistic centred on its alarm.
 
 **How are rows ranked?** By the flag first, then, within the flagged and the unflagged rows, by
-the *evidence-weighted rank* ``T = sum_j w_j u_j / sum_j w_j``, where ``u_j`` is the row's
-rank under detector ``j`` (in [0, 1)) and ``w_j`` says how well detector ``j`` sees the poison on
-*this* data: its AUROC at separating the flagged rows from the rest, less 0.5, squared (the
-flagged rows act as pseudo-labels, so a detector that echoes the same rows leads and a detector
-with no signal, AUROC about 0.5, adds nothing). Without flagged rows (or with fewer than three)
-every detector weighs the same. The combined score is ``0.5 * (flagged + T)``: in [0, 1], at
+the strongest evidence and the *evidence-weighted rank* ``T = sum_j w_j u_j / sum_j w_j``, where
+``u_j`` is the row's rank under detector ``j`` (in [0, 1)) and ``w_j`` says how well detector ``j``
+sees the poison on *this* data: its AUROC at separating the flagged rows from the rest, less 0.5,
+squared (the flagged rows act as pseudo-labels, so a detector that echoes the same rows leads and
+a detector with no signal, AUROC about 0.5, adds nothing). Without flagged rows (or with fewer than three)
+every detector weighs the same. Within each half the order is ``0.9 * min(E / 0.5, 1) + 0.1 * T``
+with ``E`` the row's largest calibrated score: how close the strongest evidence came to flagging
+the row leads (a group detector's sub-threshold probability lifts its whole group: measured on 26
+saved cases x 2 seeds, mean gap to the best column -0.143 -> -0.116, worst -0.80 -> -0.57), the
+weighted rank breaks ties. The combined score is ``0.5 * (flagged + order)``: in [0, 1], at
 least 0.5 exactly for the flagged rows, so the threshold is 0.5 and no poison rate is assumed.
 A ``budget`` (a count, or a fraction of rows) flags exactly that many top-scoring rows instead.
 """
@@ -43,6 +47,7 @@ __all__ = ["ALPHA", "THRESHOLD", "Combined", "calibrate", "combine", "resolve_sc
 ALPHA = 0.05  # expected false alarms per scan from one tail detector on clean data
 THRESHOLD = 0.5
 _MIN_PSEUDO = 3
+_LEAD = 0.9  # share of the within-half order taken by the evidence itself
 _GAUSS_RATIO = float(norm.ppf(0.95) / norm.ppf(0.75))
 
 
@@ -172,8 +177,11 @@ def combine(raw: Mapping[str, np.ndarray], calibrated: Mapping[str, np.ndarray],
         weights = np.ones(len(names))
     weights = weights / weights.sum()
     units = np.stack([(r - 1.0) / max(n_rows, 1) for r in ranks], axis=1)  # in [0, 1)
-    T = units @ weights
-    score = 0.5 * (flagged + np.clip(T, 0.0, 1.0 - 1e-9))
+    T = np.clip(units @ weights, 0.0, 1.0 - 1e-9)
+    # how close the strongest evidence came to flagging the row leads, the weighted rank breaks
+    # ties: a group detector's sub-threshold probability still lifts its whole group
+    order = _LEAD * np.minimum(evidence / THRESHOLD, 1.0) + (1.0 - _LEAD) * T
+    score = 0.5 * (flagged + np.clip(order, 0.0, 1.0 - 1e-9))
     # the detector behind a row: the strongest flag for flagged rows, else the largest
     # weighted rank
     top = np.where(flagged, cal.argmax(axis=1), (units * weights).argmax(axis=1))
