@@ -148,11 +148,9 @@ def self_test(dataset: Dataset, *, rate: float = 0.02, random_state: int = 0,
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 < float(rate) <= 0.2:
         raise InputError(f"'rate' of the self-test must be in (0, 0.2] (got {rate!r})")
     options = dict(scan_options or {})
-    for key in ("evidence", "budget"):
-        if options.get(key) is not None:
+    for key in ("evidence", "budget", "random_state"):
+        if key in options:
             raise InputError(f"self_test runs its own scan; '{key}' cannot be passed to it")
-    options.pop("evidence", None)
-    options.pop("budget", None)
     start = time.perf_counter()
     copy, family, skipped = _plant(dataset, rate, random_state)
     report = scan(copy, random_state=random_state, **options)

@@ -26,6 +26,24 @@ __all__ = ["BlendTrigger", "NoiseTrigger", "PatchTrigger", "ShapeTrigger", "Sinu
 GLYPHS = ("x", "plus", "l")
 
 
+def _stamp(X: Any, mask: np.ndarray, row: int, col: int, value: float, what: str) -> np.ndarray:
+    """A copy of images ``X`` with the pixels of ``mask`` (its top-left corner at ``(row, col)``)
+    set to ``value``; ``what`` names the stamp in the error when it does not fit."""
+    out = np.array(X, copy=True)
+    h, w = mask.shape
+    if out.ndim < 3 or row + h > out.shape[1] or col + w > out.shape[2]:
+        raise InputError(f"{what} at ({row}, {col}) does not fit images of shape {out.shape[1:]}")
+    window = out[:, row:row + h, col:col + w]
+    window[:, mask] = value
+    return out
+
+
+def _check_pattern(arr: np.ndarray, pattern: np.ndarray, kind: str) -> None:
+    if arr.shape[1:] != pattern.shape:
+        raise InputError(f"{kind} pattern has shape {pattern.shape} but images have shape "
+                         f"{arr.shape[1:]}")
+
+
 @dataclass(frozen=True)
 class PatchTrigger(Trigger):
     """A square of ``size`` pixels set to ``value``, top-left corner at ``(row, col)``."""
@@ -39,12 +57,8 @@ class PatchTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
-        out = np.array(X, copy=True)
-        if out.ndim < 3 or self.row + self.size > out.shape[1] or self.col + self.size > out.shape[2]:
-            raise InputError(f"a {self.size}-pixel patch at ({self.row}, {self.col}) does not fit "
-                             f"images of shape {out.shape[1:]}")
-        out[:, self.row:self.row + self.size, self.col:self.col + self.size, ...] = self.value
-        return out
+        return _stamp(X, np.ones((self.size, self.size), dtype=bool), self.row, self.col,
+                      self.value, f"a {self.size}-pixel patch")
 
 
 @dataclass(frozen=True)
@@ -59,9 +73,7 @@ class BlendTrigger(Trigger):
 
     def apply(self, X: Any) -> Any:
         arr = np.asarray(X)
-        if arr.shape[1:] != self.pattern.shape:
-            raise InputError(f"blend pattern has shape {self.pattern.shape} but images have shape "
-                             f"{arr.shape[1:]}")
+        _check_pattern(arr, self.pattern, self.kind)
         out = (1.0 - self.alpha) * arr.astype(np.float64) + self.alpha * self.pattern
         return restore_dtype(out, arr)
 
@@ -83,15 +95,9 @@ class ShapeTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
-        out = np.array(X, copy=True)
         mask = np.array([[c == "#" for c in line] for line in self.glyph], dtype=bool)
-        gh, gw = mask.shape
-        if out.ndim < 3 or self.row + gh > out.shape[1] or self.col + gw > out.shape[2]:
-            raise InputError(f"a {gh}x{gw} glyph at ({self.row}, {self.col}) does not fit images "
-                             f"of shape {out.shape[1:]}")
-        window = out[:, self.row:self.row + gh, self.col:self.col + gw]
-        window[:, mask] = self.value
-        return out
+        return _stamp(X, mask, self.row, self.col, self.value,
+                      f"a {mask.shape[0]}x{mask.shape[1]} glyph")
 
 
 @dataclass(frozen=True)
@@ -107,9 +113,7 @@ class NoiseTrigger(Trigger):
 
     def apply(self, X: Any) -> Any:
         arr = image_array(X, self.kind)
-        if arr.shape[1:] != self.pattern.shape:
-            raise InputError(f"noise pattern has shape {self.pattern.shape} but images have shape "
-                             f"{arr.shape[1:]}")
+        _check_pattern(arr, self.pattern, self.kind)
         return restore_dtype(np.clip(arr + self.pattern, self.low, self.high), X)
 
 

@@ -7,6 +7,7 @@ Positions are drawn from ``seed`` afresh on every call, so the same texts get th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,6 +40,13 @@ def _texts(X: Any) -> list[str]:
     return [str(t) for t in np.asarray(X, dtype=object).reshape(-1)]
 
 
+def _edit_words(X: Any, seed: int, edit: Callable[[list[str], np.random.Generator], str]) -> Any:
+    """``edit(words, rng)`` on the words of each text, one seeded generator over all texts (so
+    the same seed stamps the same positions)."""
+    rng = np.random.default_rng(seed)
+    return np.asarray([edit(text.split(), rng) for text in _texts(X)], dtype=object)
+
+
 @dataclass(frozen=True)
 class TokenTrigger(Trigger):
     """A word or phrase inserted into each text, at the start, the end, or a seeded position."""
@@ -51,15 +59,13 @@ class TokenTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
-        rng = np.random.default_rng(self.seed)
-        out = []
-        for text in _texts(X):
-            words = text.split()
+        def insert(words: list[str], rng: np.random.Generator) -> str:
             at = {"start": 0, "end": len(words)}.get(self.position)
             if at is None:
                 at = int(rng.integers(0, len(words) + 1))
-            out.append(" ".join([*words[:at], self.token, *words[at:]]))
-        return np.asarray(out, dtype=object)
+            return " ".join([*words[:at], self.token, *words[at:]])
+
+        return _edit_words(X, self.seed, insert)
 
 
 @dataclass(frozen=True)
@@ -128,16 +134,13 @@ class PunctTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
-        rng = np.random.default_rng(self.seed)
-        out = []
-        for text in _texts(X):
-            words = text.split()
+        def glue(words: list[str], rng: np.random.Generator) -> str:
             if not words:
-                out.append(self.pattern)
-                continue
+                return self.pattern
             at = int(rng.integers(0, len(words)))
-            out.append(" ".join([*words[:at], words[at] + self.pattern, *words[at + 1:]]))
-        return np.asarray(out, dtype=object)
+            return " ".join([*words[:at], words[at] + self.pattern, *words[at + 1:]])
+
+        return _edit_words(X, self.seed, glue)
 
 
 @dataclass(frozen=True)
