@@ -219,6 +219,49 @@ def section_clean(seeds: list[int], names: tuple[str, ...]) -> list[dict[str, An
     return rows
 
 
+SUMMARY_COLUMNS = ("AUROC", "best column AUROC", "cleanlab AUROC", "kNN AUROC", "IF AUROC", "F1",
+                   "ART activation F1", "ART spectral (true rate) F1", "FPR", "unpoisoned ASR",
+                   "cleaned ASR")
+TARGETS = ("AUROC >= best col - 0.01", "AUROC >= peers", "cleaned ASR <= 5 %, acc -1 pt",
+           "AUROC >= cleanlab, kNN", "F1 >= cleanlab")
+
+
+def summarize(tables: list[pd.DataFrame]) -> str:
+    """Means per data set and split of the backdoor rows, and target counts of every table."""
+    parts = []
+    for frame in tables:
+        counts = {t: f"{int((frame[t] == 'met').sum())} of {len(frame)}" for t in TARGETS
+                  if t in frame}
+        if "family" in frame:
+            num = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce")
+                                  for c in SUMMARY_COLUMNS if c in frame})
+            cols = [c for c in SUMMARY_COLUMNS if c in num]
+            for keys in (["split"], ["data", "split"]):
+                means = num.groupby(keys)[cols].mean().round(3).reset_index()
+                parts.append(markdown_table(means))
+            for split, part in frame.groupby("split"):
+                parts.append(f"- {split}: " + ", ".join(
+                    f"{t}: {int((part[t] == 'met').sum())} of {len(part)}" for t in TARGETS
+                    if t in part) + "\n")
+        else:
+            parts.append("- " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + "\n")
+    return "\n".join(parts)
+
+
+def read_tables(path: Path) -> list[pd.DataFrame]:
+    """The markdown tables of a results file this script wrote."""
+    out = []
+    for block in path.read_text().split("\n## ")[1:]:
+        rows = [line.strip().strip("|").split("|") for line in block.splitlines()
+                if line.startswith("|") and not line.startswith("|---")]
+        if rows:
+            frame = pd.DataFrame([[c.strip() for c in r] for r in rows[1:]],
+                                 columns=[c.strip() for c in rows[0]])
+            if "flagged share" not in frame:
+                out.append(frame)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -228,7 +271,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-art", action="store_true", help="leave ART out (faster)")
     parser.add_argument("--quick", action="store_true", help="one seed, rates 3 %% and 8 %%")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--summarize", type=Path, default=None,
+                        help="append the summary of an existing results file to it and stop")
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        text = args.summarize.read_text()
+        text = text.split("\n## Summary\n")[0].rstrip() + "\n"
+        summary = summarize(read_tables(args.summarize))
+        print(summary)
+        publish(text + "\n## Summary\n\n" + summary, args.summarize)
+        return
     warnings.filterwarnings("ignore")
     seeds = args.seeds[:1] if args.quick else args.seeds
     rates = (0.03, 0.08) if args.quick else tuple(args.rates)
@@ -242,13 +294,17 @@ def main(argv: list[str] | None = None) -> None:
     if "clean" in args.only:
         parts += ["## Clean data: flagged share\n",
                   markdown_table(pd.DataFrame(section_clean(seeds, (*FLIP_DATA, "fashion_mnist"))))]
+    collected: list[list[dict[str, Any]]] = []
     if "flips" in args.only:
-        parts += ["## Label flips (10 %)\n", markdown_table(pd.DataFrame(section_flips(seeds, FLIP_DATA)))]
+        collected.append(section_flips(seeds, FLIP_DATA))
+        parts += ["## Label flips (10 %)\n", markdown_table(pd.DataFrame(collected[-1]))]
     if "backdoor" in args.only:
         names = tuple(args.data) if args.data else BACKDOOR_DATA
-        parts += ["## Backdoor families\n",
-                  markdown_table(pd.DataFrame(section_backdoor(seeds, names, rates, not args.no_art)))]
+        collected.append(section_backdoor(seeds, names, rates, not args.no_art))
+        parts += ["## Backdoor families\n", markdown_table(pd.DataFrame(collected[-1]))]
     parts.append(f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n")
+    tables = [pd.DataFrame(t) for t in collected]
+    parts += ["## Summary\n", summarize(tables)]
     publish("\n".join(parts), args.out)
 
 
