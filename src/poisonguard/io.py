@@ -7,14 +7,16 @@ are read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import stat
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +26,9 @@ import pandas as pd
 from poisonguard.dataset import Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "days_since_epoch", "file_format", "load", "read_bytes", "read_json",
-           "save", "write_rows", "write_text"]
+__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "days_since_epoch", "file_format",
+           "guarded_outputs", "load", "neutralise_formulas", "read_bytes", "read_json",
+           "register_input", "report_csv", "save", "save_to", "write_rows", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -40,6 +43,62 @@ def file_format(path: str | Path) -> Literal["csv", "parquet", "npz"]:
         raise InputError(f"{path}: unknown file extension {ext or '(none)'!r}; "
                          f"expected one of {', '.join(sorted(FORMATS))}")
     return FORMATS[ext]
+
+
+# ------------------------------------------------------------------ inputs never overwritten
+# One CLI command runs inside ``guarded_outputs()``: every file it reads is registered here, and
+# every atomic write checks its target against them (after symlinks, and by inode for hard
+# links). Library calls outside such a block are not restricted.
+_Input = tuple[Path, Path, "tuple[int, int] | None"]
+_INPUTS: ContextVar[list[_Input] | None] = ContextVar("poisonguard_inputs", default=None)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare the path as given
+        return path.absolute()
+
+
+@contextmanager
+def guarded_outputs() -> Iterator[None]:
+    """Within this block (one command), no atomic write may land on a file read in it."""
+    token = _INPUTS.set([])
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def register_input(path: str | Path) -> None:
+    """Record ``path`` as an input of the running command (no-op outside
+    :func:`guarded_outputs`)."""
+    inputs = _INPUTS.get()
+    if inputs is not None:
+        p = Path(path)
+        inputs.append((p, _resolved(p), _identity(p)))
+
+
+def check_output(path: str | Path, option: str = "") -> None:
+    """Refuse (:class:`InputError`) an output path that is, after symlinks or by inode, one of
+    the running command's inputs; ``option`` (e.g. ``--out``) names it in the message."""
+    inputs = _INPUTS.get()
+    if not inputs:
+        return
+    target = Path(path)
+    resolved, ident = _resolved(target), _identity(target)
+    for given, res, iid in inputs:
+        if res == resolved or (ident is not None and ident == iid):
+            raise InputError(f"{option + ' ' if option else ''}{target}: output would "
+                             f"overwrite the input {given}; choose another output path")
 
 
 def _check_readable(path: Path) -> None:
@@ -290,6 +349,7 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
     """
     p = Path(path)
     _check_readable(p)
+    register_input(p)
     fmt = file_format(p)
     if fmt == "npz":
         return _npz_dataset(p, modality)
@@ -297,26 +357,85 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
 
 
 # ------------------------------------------------------------------------------ writing
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM,
+                 errno.EIO)
+
+
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    target = Path(path)
+def _temp_beside(target: Path, mode: int | None = None) -> Iterator[Path]:
+    """A new temporary file beside ``target`` (random name, ``O_EXCL``: never a planted
+    symlink), removed on the way out unless renamed. ``mode`` None keeps the mode of the file
+    being replaced (or the umask's)."""
+    check_output(target)
     if target.is_dir():
         raise InputError(f"{target}: is a directory, expected a file to write")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
                                    dir=target.parent)
+        os.fchmod(fd, _file_mode(target) if mode is None else mode)
     except OSError as exc:
         raise InputError(f"{target}: cannot write ({exc.strerror})") from None
-    os.close(fd)
+    finally:
+        if "fd" in locals():
+            os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, _file_mode(target))  # mkstemp makes 0600 files; keep the usual mode
-        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRORS and exc.filename in (None, tmp, str(tmp)):
+            raise InputError(f"{target}: cannot write ({exc.strerror})") from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write ({exc.strerror})") from None
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The target may not be an input of the running command (:func:`check_output`); a full disk
+    or a read-only place is an :class:`InputError` naming the target. ``mode`` (e.g. ``0o600``
+    for a private key) is set before anything is written.
+    """
+    target = Path(path)
+    with _temp_beside(target, mode) as tmp:
+        yield tmp
+        _commit(tmp, target)
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Write a group of files that belong together (e.g. data and its ground truth).
+
+    Yields one temporary path per target. On success the *last* target (the primary file) is
+    removed first, the others are renamed into place, and the primary last: a reader who finds
+    the primary file also finds the companions written with it, never an older companion. A
+    crash part-way leaves the primary missing rather than paired with the wrong companions.
+    """
+    targets = [Path(p) for p in paths]
+    for i, t in enumerate(targets):
+        for u in targets[:i]:
+            if _resolved(t) == _resolved(u):
+                raise InputError(f"{t}: given for two outputs of one command")
+    with ExitStack() as stack:
+        tmps = [stack.enter_context(_temp_beside(t)) for t in targets]
+        yield tmps
+        primary = targets[-1]
+        if primary.is_symlink() or primary.exists():
+            try:
+                primary.unlink()
+            except OSError as exc:
+                raise InputError(f"{primary}: cannot write ({exc.strerror})") from None
+        for tmp, target in zip(tmps, targets, strict=True):
+            _commit(tmp, target)
 
 
 def _file_mode(target: Path) -> int:
@@ -334,6 +453,7 @@ def write_rows(source: str | Path, rows: np.ndarray, target: str | Path) -> Path
     in the same format, atomically, values untouched: CSV cells as their text, Parquet with its
     schema, NPZ with every per-row array sliced (no rows: a header, or empty arrays)."""
     src, idx = Path(source), np.asarray(rows, dtype=np.int64)
+    register_input(src)
     fmt = file_format(src)
     if file_format(target) != fmt:
         raise InputError(f"{target}: must be a .{fmt} file like {src}")
@@ -370,6 +490,7 @@ def read_bytes(path: str | Path, what: str) -> bytes:
     """A file's bytes; a missing or unreadable one raises :class:`InputError` naming the file
     and ``what`` it should have been."""
     p = Path(path)
+    register_input(p)
     try:
         return p.read_bytes()
     except FileNotFoundError:
@@ -385,6 +506,28 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells that a spreadsheet would run as a formula (starting
+    with ``= + - @``, tab or carriage return) begin with a single quote (OWASP's rule). For
+    reports meant for people; data copies stay exact."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or isinstance(out[col].dtype, pd.StringDtype):
+            values = out[col]
+            risky = values.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START))
+            if risky.any():
+                out[col] = values.where(~risky, "'" + values.astype(str))
+    return out
+
+
+def report_csv(frame: pd.DataFrame, path: str | Path, **to_csv: Any) -> Path:
+    """Write a report table for people as CSV, atomically, formulas neutralised."""
+    return write_text(path, neutralise_formulas(frame).to_csv(index=False, **to_csv))
 
 
 def _column(values: np.ndarray, dtype: str | None) -> Any:
@@ -443,13 +586,21 @@ def save(dataset: Dataset, path: str | Path) -> Path:
     source, order) and integer dtypes are kept.
     """
     fmt = file_format(path)
-    writers: dict[str, Callable[[Path], None]] = {
-        "csv": lambda tmp: _to_frame(dataset).to_csv(tmp, index=False),
-        "parquet": lambda tmp: _to_frame(dataset).to_parquet(tmp, index=False),
-        "npz": lambda tmp: _save_npz(dataset, tmp),
-    }
     if dataset.modality == "image" and fmt != "npz":
         raise InputError(f"{path}: image data can only be saved as .npz")
     with atomic_path(path) as tmp:
-        writers[fmt](tmp)
+        save_to(dataset, tmp, fmt=fmt)
     return Path(path)
+
+
+def save_to(dataset: Dataset, tmp: Path, *, fmt: Literal["csv", "parquet", "npz"]) -> None:
+    """Write ``dataset`` in format ``fmt`` to ``tmp`` as it is (not atomic: for a temporary path
+    from :func:`atomic_path` or :func:`atomic_paths`)."""
+    writers: dict[str, Callable[[Path], None]] = {
+        "csv": lambda t: _to_frame(dataset).to_csv(t, index=False),
+        "parquet": lambda t: _to_frame(dataset).to_parquet(t, index=False),
+        "npz": lambda t: _save_npz(dataset, t),
+    }
+    if dataset.modality == "image" and fmt != "npz":
+        raise InputError(f"{tmp}: image data can only be saved as .npz")
+    writers[fmt](tmp)

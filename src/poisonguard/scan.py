@@ -173,12 +173,12 @@ class ScanReport:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the per-row table (``row_id,score,flagged,reason,top_detector,<detectors>``)
-        atomically."""
-        from poisonguard.io import write_text
+        atomically; text a spreadsheet would run as a formula starts with a quote."""
+        from poisonguard.io import report_csv
 
         table = self.table.copy()
         table["flagged"] = table["flagged"].astype(int)
-        return write_text(path, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+        return report_csv(table, path, float_format="%.6g", lineterminator="\n")
 
     def to_json(self, path: str | Path, top: int = 100) -> Path:
         """Write :meth:`to_dict` as JSON atomically."""

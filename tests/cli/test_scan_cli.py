@@ -295,7 +295,8 @@ def test_write_clean_refuses_the_input(cancer: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     same = Path(os.path.relpath(cancer))
     line = _bad(tmp_path, capsys, cancer, "--write-clean", str(same))
-    assert line == f"error: --write-clean {same}: is an input file; refusing to overwrite it"
+    assert line == (f"error: --write-clean {same}: output would overwrite the input {cancer}; "
+                    "choose another output path")
 
 
 def test_write_clean_images_to_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -49,8 +49,11 @@ def run_app(argv: list[str]) -> int:
 
     Usage errors are Typer's own (exit 2); a traceback is only ever shown for our own bugs.
     """
+    from poisonguard.io import guarded_outputs
+
     try:
-        app(args=argv, prog_name="poisonguard")
+        with guarded_outputs():  # no output of this command may overwrite one of its inputs
+            app(args=argv, prog_name="poisonguard")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except IntegrityError as exc:

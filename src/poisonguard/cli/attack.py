@@ -96,6 +96,13 @@ def attack(
 
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     io.file_format(out)
+    if ds.modality == "image" and io.file_format(out) != "npz":
+        raise InputError(f"--out {out}: image data can only be saved as .npz")
+    truth_path = truth or out.with_name(out.name.split(".")[0] + ".truth.csv")
+    io.check_output(out, "--out")  # before the attack, not after it
+    io.check_output(truth_path, "--truth")
+    if save_trigger is not None:
+        io.check_output(save_trigger, "--save-trigger")
     params = _attack_params(attack, {
         "rate": rate, "count": count, "strategy": strategy, "source_class": source_class,
         "target_class": target_class, "where": where, "method": method, "trigger": trigger,
@@ -123,16 +130,18 @@ def attack(
     poisoned = result.dataset
     if default_ids:  # no id column: row ids are the output's row numbers
         poisoned = poisoned.replace(ids=None)
-    truth_path = truth or out.with_name(out.name.split(".")[0] + ".truth.csv")
-    if save_trigger is not None:
-        if result.trigger is None:
-            raise InputError(f"--save-trigger: attack {attack!r} has no trigger")
-        io.write_text(save_trigger, result.trigger.to_json())
-    io.save(poisoned, out)
+    if save_trigger is not None and result.trigger is None:
+        raise InputError(f"--save-trigger: attack {attack!r} has no trigger")
     frame = result.truth()
     frame["row_id"] = poisoned.ids
-    with io.atomic_path(truth_path) as tmp:
-        frame.to_csv(tmp, index=False)
+    # one group: the trigger and the truth land before the poisoned file, so a poisoned file on
+    # disk always has the truth (and trigger) written with it
+    group = ([save_trigger] if save_trigger is not None else []) + [truth_path, out]
+    with io.atomic_paths(group) as tmps:
+        if save_trigger is not None and result.trigger is not None:
+            tmps[0].write_text(result.trigger.to_json(), encoding="utf-8")
+        io.neutralise_formulas(frame).to_csv(tmps[-2], index=False)
+        io.save_to(poisoned, tmps[-1], fmt=io.file_format(out))
     typer.echo(f"{attack}: poisoned {result.n_poisoned} of {poisoned.n_rows} rows -> {out} "
                f"(truth: {truth_path})", err=True)
     if result.target is not None:
@@ -156,5 +165,6 @@ def trigger_apply(
     trig = load_trigger(trigger_file)
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     io.file_format(out)
+    io.check_output(out, "--out")
     io.save(trig.apply_dataset(ds), out)
     typer.echo(f"applied {trig.kind} trigger to {ds.n_rows} rows -> {out}", err=True)

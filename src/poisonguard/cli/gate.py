@@ -150,7 +150,7 @@ def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, b
             io.save(ds.take(rows), path)
     reasons = pd.DataFrame({"row_id": np.asarray(ds.ids, dtype=str)[held],
                             "reason": np.asarray(result.reasons, dtype=str)[held]})
-    io.write_text(quarantine / "reasons.csv", reasons.to_csv(index=False))
+    io.report_csv(reasons, quarantine / "reasons.csv")
     summary = result.summary()
     if book is not None and result.status != "rejected" and (~held).any():
         from poisonguard.cli.ledger import entry_from_file

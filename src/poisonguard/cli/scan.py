@@ -163,13 +163,14 @@ def _check_classes(data: str, ds: Dataset, label: str) -> None:
                          f"per class on average ({hint})")
 
 
-def _check_write_clean(path: Path, ds: Dataset, inputs: list[str]) -> None:
+def _check_write_clean(path: Path, ds: Dataset, out: Path) -> None:
     from poisonguard import io
 
     fmt = io.file_format(path)
-    for given in inputs:
-        if Path(given).exists() and path.resolve() == Path(given).resolve():
-            raise InputError(f"--write-clean {path}: is an input file; refusing to overwrite it")
+    for report in _report_paths(out):
+        if path.resolve() == report.resolve():
+            raise InputError(f"--write-clean {path}: is where the scan writes its own "
+                             f"{report.name}; choose another path")
     if path.is_dir():
         raise InputError(f"--write-clean {path}: is a directory, expected a file to write")
     if ds.modality == "image" and fmt != "npz":
@@ -177,6 +178,20 @@ def _check_write_clean(path: Path, ds: Dataset, inputs: list[str]) -> None:
     if fmt == "npz" and ds.is_frame:
         raise InputError(f"--write-clean {path}: data with categorical columns cannot be saved "
                          "as .npz; use .csv or .parquet")
+
+
+def _write_clean(report: ScanReport, ds: Dataset, path: Path) -> Path:
+    """The unflagged rows: copied from the input file cell for cell when it is a file of the
+    same format (``01419`` stays ``01419``), else saved from the data."""
+    from poisonguard import io
+
+    origin = ds.origin
+    if origin is not None and origin.path and io.file_format(path) == origin.format:
+        return io.write_rows(origin.path, np.flatnonzero(~report.flagged), path)
+    clean = report.clean()
+    if ds.has_default_ids:  # no id column: ids are the clean file's row numbers
+        clean = clean.replace(ids=None)
+    return io.save(clean, path)
 
 
 def _check_out(out: Path) -> None:
@@ -192,13 +207,17 @@ def _qualify(data: str, ds: Dataset, exc: InputError) -> InputError:
     return InputError(f"{data}: {text}")
 
 
+def _report_paths(out: Path) -> list[Path]:
+    return [out / "scores.csv", out / "report.json", out / "report.html"]
+
+
 def write_outputs(report: ScanReport, out: Path) -> list[Path]:
     """``scores.csv``, ``report.json`` and ``report.html`` in ``out``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
-    paths = [out / "scores.csv", out / "report.json", out / "report.html"]
+    paths = _report_paths(out)
     report.to_csv(paths[0])
     report.to_json(paths[1])
     report.to_html(paths[2])
@@ -281,8 +300,12 @@ def scan(
         if reference is not None:
             ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
             _check_reference(data, ds, reference, ref)
+        for path in _report_paths(out):  # before the scan, not after it
+            io.check_output(path, "--out")
         if write_clean is not None:
-            _check_write_clean(write_clean, ds, [data] + ([reference] if reference else []))
+            io.check_output(write_clean, "--write-clean")
+        if write_clean is not None:
+            _check_write_clean(write_clean, ds, out)
         _check_classes(data, ds, label)
         if isinstance(n_budget, int) and n_budget > ds.n_rows:
             raise InputError(f"--budget of {n_budget} rows exceeds the {ds.n_rows} rows of {data}")
@@ -303,10 +326,7 @@ def scan(
         steps("write reports")
         written = write_outputs(report, out)
         if write_clean is not None:
-            clean = report.clean()
-            if ds.has_default_ids:  # no id column: ids are the clean file's row numbers
-                clean = clean.replace(ids=None)
-            written.append(io.save(clean, write_clean))
+            written.append(_write_clean(report, ds, write_clean))
     _summary(report, f"scan: {data}", written)
     share = report.n_flagged / ds.n_rows
     if fail_on is not None and share > fail_on:

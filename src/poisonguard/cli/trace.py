@@ -177,7 +177,7 @@ def sources(
     out: Annotated[Path | None, Opt("--out", help="Also write the table as CSV.")] = None,
 ) -> None:
     """Rank sources by how often their rows are flagged across scans (Beta posterior)."""
-    from poisonguard.io import write_text
+    from poisonguard.io import report_csv
     from poisonguard.provenance.attest import scan_summary
     from poisonguard.provenance.reputation import reputation
 
@@ -190,7 +190,7 @@ def sources(
                     for r in summary["sources"]]
     table = reputation(records)
     if out is not None:
-        write_text(out, table.to_csv(index=False))
+        report_csv(table, out)
     echo_table(table.to_dict(orient="records"), title=f"sources over {len(scan_dirs)} scan(s)")
     for name in table.loc[table["named"], "source"]:
         typer.echo(f"named: source {name!r} is flagged far above the base rate", err=True)

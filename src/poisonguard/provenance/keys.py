@@ -8,7 +8,6 @@ is the SHA-256 of its 32 raw public bytes, in hex.
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 import sys
 from pathlib import Path
@@ -43,17 +42,13 @@ def public_from_hex(text: str) -> Ed25519PublicKey:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomic write with ``mode`` set before any byte lands (no window with loose permissions)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Atomic write with ``mode`` set before any byte lands (no window with loose permissions);
+    the temporary file has a random name and is created with ``O_EXCL`` (``mkstemp``), so a
+    symlink planted beside the key is never followed."""
+    from poisonguard.io import atomic_path
+
+    with atomic_path(path, mode=mode) as tmp:
+        tmp.write_bytes(data)
 
 
 def generate(path: str | Path, *, passphrase: str | None = None,
