@@ -480,10 +480,38 @@ def read_json(path: str | Path, what: str) -> Any:
     """Parse a JSON file; a missing, unreadable or invalid one raises :class:`InputError` naming
     the file and ``what`` it should have been (e.g. "manifest")."""
     p = Path(path)
+    data = read_bytes(p, what)
+    if len(data) > JSON_MAX_BYTES:
+        raise InputError(f"{p}: not a {what} ({len(data)} bytes; at most {JSON_MAX_BYTES} are read)")
     try:
-        return json.loads(read_bytes(p, what).decode("utf-8"))
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant,
+                          parse_float=_finite_float, parse_int=_bounded_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: not a {what} (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise InputError(f"{p}: not a {what} (JSON nested too deeply)") from None
+    except ValueError as exc:  # a number out of range: 1e400, a 5,000-digit integer, NaN
+        raise InputError(f"{p}: not a {what} ({str(exc).splitlines()[0]})") from None
+
+
+JSON_MAX_BYTES = 256 * 2**20  # manifests, profiles, checkpoints and triggers are far smaller
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 40:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is out of range")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
 
 
 def read_bytes(path: str | Path, what: str) -> bytes:
@@ -492,6 +520,8 @@ def read_bytes(path: str | Path, what: str) -> bytes:
     p = Path(path)
     register_input(p)
     try:
+        if not stat.S_ISREG(p.stat().st_mode):  # a FIFO or a device never ends
+            raise InputError(f"{p}: not a regular file, expected a {what}")
         return p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{p}: no such {what}") from None

@@ -10,9 +10,11 @@ import typer
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError, IntegrityError, PoisonguardError
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "app", "fail", "load_data", "run_app"]
+__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "fail", "load_data",
+           "run_app"]
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
+SEED_MAX = 2**32 - 1  # numpy and scikit-learn seeds: 0 .. 2**32 - 1
 
 app = typer.Typer(
     name="poisonguard",

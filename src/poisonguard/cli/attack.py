@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from poisonguard._validation import resolve_budget
-from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
 __all__ = ["attack", "list_attacks", "trigger_apply"]
@@ -64,7 +64,7 @@ def attack(
     label: Annotated[str, Opt(help="Label column.")] = "label",
     id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
     source_col: Annotated[str | None, Opt(help="Source / contributor column.")] = None,
-    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
     rate: Annotated[float | None, Opt(help="Budget as a fraction of rows.")] = None,
     count: Annotated[int | None, Opt(help="Budget as a number of rows.")] = None,
     strategy: Annotated[str | None, Opt(help="label-flip: random, class or greedy.")] = None,

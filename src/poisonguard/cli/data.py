@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from poisonguard.cli._common import app, echo_table
+from poisonguard.cli._common import SEED_MAX, app, echo_table
 
 __all__ = ["datasets_export", "datasets_list"]
 
@@ -29,7 +29,7 @@ def datasets_export(
     name: Annotated[str, typer.Argument(help="Data set name (see `poisonguard datasets list`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet or NPZ file to write.")],
     n_rows: Annotated[int | None, typer.Option(help="Seeded stratified subset of this size.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed for the subset.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for the subset.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Write a built-in data set to a file, e.g. to try the other commands on it."""
     from poisonguard import io

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
 from poisonguard.cli.trace import passphrase_from
 from poisonguard.errors import InputError
 
@@ -74,7 +74,7 @@ def gate(
     source_col: Annotated[str | None, Opt("--source-col")] = None,
     max_drift: Annotated[float, Opt("--max-drift", help="Reject when more than this share of "
                                     "columns drift (1 = never).")] = 0.3,
-    seed: Annotated[int, Opt("--seed")] = 0,
+    seed: Annotated[int, Opt("--seed", min=0, max=SEED_MAX)] = 0,
     dry_run: Annotated[bool, Opt("--dry-run", help="Decide and print; write nothing.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:

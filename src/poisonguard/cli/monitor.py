@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from poisonguard.cli._common import EXIT_FINDINGS, app, echo_table, load_data
+from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ def monitor_init(
     label: LabelOpt = "label",
     id_col: IdOpt = None,
     source_col: SourceOpt = None,
-    seed: Annotated[int, Opt(help="Random seed (the reference sample, image embedding).")] = 0,
+    seed: Annotated[int, Opt(help="Random seed (the reference sample, image embedding).", min=0,
+                             max=SEED_MAX)] = 0,
     sample_size: Annotated[int, Opt(help="Reference rows kept for the KS tests, the domain "
                                          "classifier and the canary model.")] = 5000,
 ) -> None:
@@ -112,7 +113,7 @@ def monitor_check(
     auc_gate: Annotated[float, Opt(help="Smallest domain-classifier AUC that alarms.")] = 0.6,
     no_multivariate: Annotated[bool, Opt("--no-multivariate",
                                          help="Skip the domain classifier.")] = False,
-    seed: Annotated[int, Opt(help="Random seed of the domain classifier.")] = 0,
+    seed: Annotated[int, Opt(help="Random seed of the domain classifier.", min=0, max=SEED_MAX)] = 0,
     fail_on_drift: Annotated[bool, Opt("--fail-on-drift", help="Exit 1 on drift.")] = False,
 ) -> None:
     """Test a batch for drift against a profile; write drift.json and drift.html; record it."""
@@ -155,7 +156,7 @@ def monitor_canary(
     label: LabelOpt = "label",
     id_col: IdOpt = None,
     source_col: SourceOpt = None,
-    seed: Annotated[int, Opt(help="Random seed of the model.")] = 0,
+    seed: Annotated[int, Opt(help="Random seed of the model.", min=0, max=SEED_MAX)] = 0,
     fail_on_alert: Annotated[bool, Opt("--fail-on-alert", help="Exit 1 on an alert.")] = False,
 ) -> None:
     """Accuracy of a reference-trained model on a labelled batch, against the running baseline."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from poisonguard.cli._common import app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
 __all__ = ["redteam"]
@@ -25,7 +25,7 @@ def redteam(
     label: Annotated[str, typer.Option(help="Label column.")] = "label",
     id_col: Annotated[str | None, typer.Option(help="Row id column.")] = None,
     source_col: Annotated[str | None, typer.Option(help="Source column.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=SEED_MAX)] = 0,
     test_size: Annotated[float, typer.Option(help="Share of rows held out for testing.")] = 0.3,
 ) -> None:
     """Red-team a dataset: poison the training split with each attack, retrain, measure."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
-from poisonguard.cli._common import EXIT_FINDINGS, app, echo_table, load_data
+from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def scan(
                                               "apply).")] = None,
     budget: Annotated[str | None, Opt(help="Flag exactly this many rows: a count (10) or a "
                                            "fraction (0.05).")] = None,
-    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
     model: Annotated[str, Opt(help="Probability proxy: auto, logreg or hgb.")] = "auto",
     embedder: Annotated[str, Opt(help="Embedding proxy: auto, mlp, cnn or minilm.")] = "auto",
     write_clean: Annotated[Path | None, Opt(help="Write the data without flagged rows, in the "
@@ -352,7 +352,7 @@ def _detection_rows(report: ScanReport, masks: dict[str, np.ndarray]) -> list[di
 
 @app.command("demo")
 def demo(
-    seed: Annotated[int, Opt(help="Random seed.")] = 0,
+    seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
     out: Annotated[Path, Opt("--out", "-o", help="Directory for the scan's outputs.")] = Path(
         "demo-out"),
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
