@@ -22,7 +22,7 @@ import pandas as pd
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
-__all__ = ["GateResult", "combine_with_reference", "gate"]
+__all__ = ["GateResult", "check_schema", "combine_with_reference", "gate"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class GateResult:
                 "timings": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
-def _check_schema(batch: Dataset, reference: Dataset) -> None:
+def check_schema(batch: Dataset, reference: Dataset) -> None:
+    """Refuse a batch whose modality, columns or image shape differ from the reference's."""
     from poisonguard.scan import _check_reference
 
     _check_reference(batch, reference)  # modality and columns, as a scan with --reference
@@ -98,7 +99,7 @@ def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
     """
     from poisonguard.scan import scan
 
-    _check_schema(batch, reference)
+    check_schema(batch, reference)
     if not 0.0 <= max_drift <= 1.0:
         raise InputError(f"'max_drift' must be in [0, 1] (got {max_drift:g})")
     n = batch.n_rows

@@ -80,6 +80,7 @@ def gate(
 ) -> None:
     """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined."""
     from poisonguard.cli.scan import Steps
+    from poisonguard.gate import check_schema
     from poisonguard.gate import gate as run_gate
     from poisonguard.provenance import keys
 
@@ -109,6 +110,10 @@ def gate(
             steps("load data")
             ds = load_data(batch, label=label, id_col=id_col, source_col=source_col)
             ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
+            try:
+                check_schema(ds, ref)
+            except InputError as exc:  # name both files
+                raise InputError(f"{batch}: {exc} (--reference {reference})") from None
             problems = None
             if manifest is not None:
                 steps("verify provenance")
