@@ -40,10 +40,12 @@ def _class_flips(rate: float, dataset: Dataset) -> Attack:
     from poisonguard.attacks import LabelFlip
 
     y = np.asarray(dataset.y)
-    source = dataset.classes[int(np.argmax([(y == c).sum() for c in dataset.classes]))]
-    pool = int((y == source).sum())
-    count = max(1, min(round(rate * dataset.n_rows), pool // 2))
-    return LabelFlip(strategy="class", source_class=source, count=count)
+    sizes = np.array([(y == c).sum() for c in dataset.classes])
+    order = np.argsort(-sizes, kind="stable")  # largest class into the second largest
+    source = dataset.classes[int(order[0])]
+    target = dataset.classes[int(order[min(1, len(order) - 1)])]
+    count = max(1, min(round(rate * dataset.n_rows), int(sizes[order[0]]) // 2))
+    return LabelFlip(strategy="class", source_class=source, target_class=target, count=count)
 
 
 def _backdoor(rate: float) -> Attack:
