@@ -1,0 +1,16 @@
+"""Robust training and certified defences: scikit-learn estimators, registered by name.
+
+``get_defense(name, **params)`` builds one; ``DEFENSES`` lists them. Certifying defences have
+``certify(X) -> Certificate``.
+"""
+
+from __future__ import annotations
+
+from poisonguard.defenses import partition as _partition
+from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
+from poisonguard.defenses.partition import PartitionEnsemble, certificate_radius, partition_index
+
+__all__ = ["DEFENSES", "Certificate", "PartitionEnsemble", "certificate_radius", "get_defense",
+           "partition_index", "register"]
+
+_ = _partition
