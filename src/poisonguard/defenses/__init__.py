@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from poisonguard.defenses import partition as _partition
 from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
-from poisonguard.defenses.partition import PartitionEnsemble, certificate_radius, partition_index
+from poisonguard.defenses.partition import (
+    FiniteAggregation,
+    PartitionEnsemble,
+    bucket_radius,
+    certificate_radius,
+    partition_index,
+)
 
-__all__ = ["DEFENSES", "Certificate", "PartitionEnsemble", "certificate_radius", "get_defense",
+__all__ = ["DEFENSES", "Certificate", "FiniteAggregation", "PartitionEnsemble", "bucket_radius",
+           "certificate_radius", "get_defense",
            "partition_index", "register"]
 
 _ = _partition

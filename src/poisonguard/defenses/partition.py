@@ -1,4 +1,4 @@
-"""``dpa``: Deep Partition Aggregation, a certified defence against training-set poisoning.
+"""``dpa`` and ``fa``: certified partition ensembles against training-set poisoning.
 
 The training rows are split into ``n_partitions`` disjoint parts by the SHA-256 of each row's
 content (features and label, hashed as :mod:`poisonguard.provenance.hashing` hashes rows), one
@@ -16,6 +16,17 @@ a rival ``c'``, closing the gap by two. With ``n_c`` votes for ``c``, the predic
 A *changed* row is a removal from its old part plus an insertion into its new one: two votes,
 ``radius_changed = floor(min(...) / 4)``. A part with no rows abstains; a part with one class
 votes for it without fitting.
+
+**Finite Aggregation** (Wang, Levine & Feizi, 2022; ``spread = d > 1``). Rows are hashed into
+``k d`` buckets and there are ``k d`` base models; bucket ``j`` feeds the ``d`` models
+``(j + s_t) mod k d`` (fixed distinct offsets ``s_0 = 0, s_1, ...``), so every model still sees
+about ``1 / k`` of the rows, and one poisoned row reaches ``d`` models through one bucket. For a
+rival ``c'``, corrupting bucket ``j`` can lower the margin ``n_c - n_c' - [c' < c]`` by at most
+its *power*: 2 for each of its models voting ``c``, 1 for each voting neither ``c`` nor ``c'``
+(or abstaining). The prediction is certified against ``r`` inserted or removed rows when the
+``r`` most powerful buckets together stay within the margin (a sound bound: models shared by
+two buckets are counted twice), and against ``r`` changed rows with the ``2 r`` most powerful.
+With ``d = 1`` this is exactly the DPA certificate.
 """
 
 from __future__ import annotations
@@ -31,7 +42,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from poisonguard.defenses._base import Certificate, register
 
-__all__ = ["PartitionEnsemble", "certificate_radius", "partition_index"]
+__all__ = ["FiniteAggregation", "PartitionEnsemble", "bucket_radius", "certificate_radius", "partition_index",
+           "spread_offsets"]
 
 _ABSTAIN = -1
 
@@ -74,14 +86,154 @@ def certificate_radius(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return pred, gap // 2, gap // 4
 
 
+def spread_offsets(n_buckets: int, spread: int) -> np.ndarray:
+    """The ``spread`` distinct offsets ``s_t`` (``s_0 = 0``) by which bucket ``j`` feeds models
+    ``(j + s_t) mod n_buckets``: fixed for a given ``(n_buckets, spread)``, spread out by a
+    seeded permutation."""
+    if spread > n_buckets:
+        raise ValueError(f"spread {spread} exceeds the {n_buckets} buckets")
+    rng = np.random.default_rng([n_buckets, spread])
+    rest = rng.permutation(np.arange(1, n_buckets))[:spread - 1]
+    return np.concatenate([[0], np.sort(rest)]).astype(np.int64)
+
+
+def bucket_radius(model_votes: np.ndarray, n_classes: int, offsets: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(prediction, radius, radius_changed)`` from each model's vote (class code, -1 for an
+    abstention), shape ``(n, n_models)``, with bucket ``j`` feeding models ``(j + offsets) mod
+    n_models`` (module docstring)."""
+    n, m = model_votes.shape
+    counts = np.zeros((n, n_classes), dtype=np.int64)
+    for c in range(n_classes):
+        counts[:, c] = (model_votes == c).sum(axis=1)
+    pred = counts.argmax(axis=1)
+    own = counts[np.arange(n), pred]
+    radius = np.full(n, m, dtype=np.int64)
+    changed = np.full(n, m, dtype=np.int64)
+    for rival in range(n_classes):
+        margin = own - counts[:, rival] - (rival < pred).astype(np.int64)
+        weight = np.where(model_votes == pred[:, None], 2,
+                          np.where(model_votes == rival, 0, 1))
+        power = np.zeros((n, m), dtype=np.int64)
+        for off in offsets:  # bucket j reaches model (j + off) mod m
+            power += np.roll(weight, -int(off), axis=1)
+        spent = np.cumsum(-np.sort(-power, axis=1), axis=1)
+        fits = (spent <= margin[:, None]).sum(axis=1)  # buckets within the margin
+        is_rival = rival != pred
+        radius = np.where(is_rival, np.minimum(radius, fits), radius)
+        changed = np.where(is_rival, np.minimum(changed, fits // 2), changed)
+    return pred, radius, changed
+
+
 def _take(X: Any, idx: np.ndarray) -> Any:
     if isinstance(X, pd.DataFrame):
         return X.iloc[idx]
     return np.asarray(X)[idx]
 
 
+class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Shared by DPA and FA: ``n_partitions * spread`` hash buckets and base models, bucket ``j``
+    feeding models ``(j + s_t) mod n_models``."""
+
+    name: ClassVar[str]
+    n_partitions: int
+    estimator: Any
+    n_jobs: int | None
+
+    def _spread(self) -> int:
+        return 1
+
+    def fit(self, X: Any, y: Any) -> Any:
+        from joblib import Parallel, delayed  # type: ignore[import-untyped]
+
+        for what, value in (("n_partitions", self.n_partitions), ("spread", self._spread())):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{what} must be a positive integer (got {value!r})")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        X, y = self._check(X, y)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        n_models = int(self.n_partitions) * int(self._spread())
+        self.offsets_ = spread_offsets(n_models, int(self._spread()))
+        self.partition_ = partition_index(X, y, n_models)  # the bucket of every row
+        base = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
+        members = [np.flatnonzero(np.isin(self.partition_, (i - self.offsets_) % n_models))
+                   for i in range(n_models)]
+
+        def fit_part(idx: np.ndarray) -> Any:
+            if len(idx) == 0:
+                return _ABSTAIN
+            found = np.unique(codes[idx])
+            if len(found) == 1:
+                return int(found[0])
+            return clone(base).fit(_take(X, idx), y[idx])
+
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(delayed(fit_part)(idx) for idx in members)
+        self.n_abstaining_ = sum(1 for e in self.estimators_ if isinstance(e, int) and e < 0)
+        return self
+
+    def _check(self, X: Any, y: Any = None) -> Any:
+        """Numeric arrays through scikit-learn's validation; tables (pandas) and 1-D texts are
+        passed to the base estimator as they are (its own pipeline encodes them)."""
+        fitting = y is not None
+        if not fitting:
+            check_is_fitted(self, "estimators_")
+        raw = isinstance(X, pd.DataFrame) or (
+            isinstance(X, list | tuple | np.ndarray) and np.asarray(X).ndim == 1
+            and np.asarray(X).dtype.kind in "OUS")
+        if not raw:
+            return validate_data(self, X, y, reset=fitting) if fitting else validate_data(
+                self, X, reset=False)
+        if fitting:
+            y = np.asarray(y)
+            if y.ndim != 1 or len(y) != len(X):
+                raise ValueError(f"y should be a 1d array with one label per row of X "
+                                 f"({len(X)} rows)")
+            self.n_features_in_ = X.shape[1] if isinstance(X, pd.DataFrame) else 1
+            return X, y
+        return X
+
+    def model_votes(self, X: Any) -> np.ndarray:
+        """Each base model's vote (class code; -1 abstains), shape ``(n, n_models)``."""
+        X = self._check(X)
+        n = len(X)
+        out = np.empty((n, len(self.estimators_)), dtype=np.int64)
+        for i, est in enumerate(self.estimators_):
+            if isinstance(est, int):
+                out[:, i] = est
+                continue
+            out[:, i] = np.searchsorted(self.classes_, est.predict(X))
+        return out
+
+    def votes(self, X: Any) -> np.ndarray:
+        """Vote counts, shape ``(n, n_classes)``, in :attr:`classes_` order."""
+        mv = self.model_votes(X)
+        return np.stack([(mv == c).sum(axis=1) for c in range(len(self.classes_))], axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        votes = self.votes(X)
+        out: np.ndarray = self.classes_[votes.argmax(axis=1)]
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Vote shares (uniform where every model abstains)."""
+        v = self.votes(X).astype(np.float64)
+        total = v.sum(axis=1, keepdims=True)
+        out: np.ndarray = np.where(total > 0, v / np.maximum(total, 1.0), 1.0 / v.shape[1])
+        return out
+
+    def certify(self, X: Any) -> Certificate:
+        """Prediction and certified radii per input (module docstring)."""
+        mv = self.model_votes(X)
+        pred, radius, changed = bucket_radius(mv, len(self.classes_), self.offsets_)
+        votes = np.stack([(mv == c).sum(axis=1) for c in range(len(self.classes_))], axis=1)
+        return Certificate(prediction=self.classes_[pred], radius=radius,
+                           radius_changed=changed, votes=votes)
+
+
 @register
-class PartitionEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+class PartitionEnsemble(_Aggregation):
     """Deep Partition Aggregation: one ``estimator`` per hash part, majority vote, certified.
 
     Parameters
@@ -115,85 +267,34 @@ class PartitionEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.n_partitions = n_partitions
         self.n_jobs = n_jobs
 
-    def fit(self, X: Any, y: Any) -> PartitionEnsemble:
-        from joblib import Parallel, delayed  # type: ignore[import-untyped]
 
-        if isinstance(self.n_partitions, bool) or not isinstance(self.n_partitions, int | np.integer) \
-                or self.n_partitions < 1:
-            raise ValueError(f"n_partitions must be a positive integer (got {self.n_partitions!r})")
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        X, y = self._check(X, y)
-        check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        self.partition_ = partition_index(X, y, int(self.n_partitions))
-        base = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
-        parts = [np.flatnonzero(self.partition_ == p) for p in range(int(self.n_partitions))]
+@register
+class FiniteAggregation(_Aggregation):
+    """Finite Aggregation: ``n_partitions * spread`` buckets and models, each model trained on
+    ``spread`` buckets (about ``1 / n_partitions`` of the rows), majority vote, certified.
 
-        def fit_part(idx: np.ndarray) -> Any:
-            if len(idx) == 0:
-                return _ABSTAIN
-            found = np.unique(codes[idx])
-            if len(found) == 1:
-                return int(found[0])
-            return clone(base).fit(_take(X, idx), y[idx])
+    Parameters
+    ----------
+    estimator : scikit-learn classifier, default ``LogisticRegression(max_iter=1000)``
+    n_partitions : int, default 50
+        The share of rows each model sees is ``1 / n_partitions``, as in DPA.
+    spread : int, default 8
+        Buckets per model (``d``); the ensemble has ``n_partitions * spread`` models.
+    n_jobs : int or None
+    """
 
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(delayed(fit_part)(idx) for idx in parts)
-        self.n_abstaining_ = sum(1 for e in self.estimators_ if isinstance(e, int) and e < 0)
-        return self
+    name: ClassVar[str] = "fa"
+    summary: ClassVar[str] = "certified: overlapping hash buckets, majority vote (tighter than DPA)"
+    papers: ClassVar[tuple[str, ...]] = (
+        "Wang, Levine, Feizi. Improved Certified Defenses against Data Poisoning with "
+        "(Deterministic) Finite Aggregation. ICML 2022",)
 
-    def _check(self, X: Any, y: Any = None) -> Any:
-        """Numeric arrays through scikit-learn's validation; tables (pandas) and 1-D texts are
-        passed to the base estimator as they are (its own pipeline encodes them)."""
-        fitting = y is not None
-        if not fitting:
-            check_is_fitted(self, "estimators_")
-        raw = isinstance(X, pd.DataFrame) or (
-            isinstance(X, list | tuple | np.ndarray) and np.asarray(X).ndim == 1
-            and np.asarray(X).dtype.kind in "OUS")
-        if not raw:
-            return validate_data(self, X, y, reset=fitting) if fitting else validate_data(
-                self, X, reset=False)
-        if fitting:
-            y = np.asarray(y)
-            if y.ndim != 1 or len(y) != len(X):
-                raise ValueError(f"y should be a 1d array with one label per row of X "
-                                 f"({len(X)} rows)")
-            self.n_features_in_ = X.shape[1] if isinstance(X, pd.DataFrame) else 1
-            return X, y
-        return X
+    def __init__(self, estimator: Any = None, n_partitions: int = 50, spread: int = 8,
+                 n_jobs: int | None = None) -> None:
+        self.estimator = estimator
+        self.n_partitions = n_partitions
+        self.spread = spread
+        self.n_jobs = n_jobs
 
-    def votes(self, X: Any) -> np.ndarray:
-        """Vote counts, shape ``(n, n_classes)``, in :attr:`classes_` order."""
-        X = self._check(X)
-        n, k = len(X), len(self.classes_)
-        out = np.zeros((n, k), dtype=np.int64)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        for est in self.estimators_:
-            if isinstance(est, int):
-                if est >= 0:
-                    out[:, est] += 1
-                continue
-            pred = est.predict(X)
-            codes = np.fromiter((index[p] for p in pred), dtype=np.int64, count=n)
-            out[np.arange(n), codes] += 1
-        return out
-
-    def predict(self, X: Any) -> np.ndarray:
-        votes = self.votes(X)
-        out: np.ndarray = self.classes_[votes.argmax(axis=1)]
-        return out
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Vote shares (uniform where every part abstains)."""
-        v = self.votes(X).astype(np.float64)
-        total = v.sum(axis=1, keepdims=True)
-        out: np.ndarray = np.where(total > 0, v / np.maximum(total, 1.0), 1.0 / v.shape[1])
-        return out
-
-    def certify(self, X: Any) -> Certificate:
-        """Prediction and certified radii per input (module docstring)."""
-        v = self.votes(X)
-        pred, radius, changed = certificate_radius(v)
-        return Certificate(prediction=self.classes_[pred], radius=radius,
-                           radius_changed=changed, votes=v)
+    def _spread(self) -> int:
+        return self.spread
