@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from poisonguard.defenses import partition as _partition
+from poisonguard.defenses import robust as _robust
 from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
 from poisonguard.defenses.partition import (
     FiniteAggregation,
@@ -15,9 +16,10 @@ from poisonguard.defenses.partition import (
     certificate_radius,
     partition_index,
 )
+from poisonguard.defenses.robust import LOSSES, RobustLinear
 
-__all__ = ["DEFENSES", "Certificate", "FiniteAggregation", "PartitionEnsemble", "bucket_radius",
-           "certificate_radius", "get_defense",
-           "partition_index", "register"]
+__all__ = ["DEFENSES", "LOSSES", "Certificate", "FiniteAggregation", "PartitionEnsemble",
+           "RobustLinear", "bucket_radius", "certificate_radius", "get_defense", "partition_index",
+           "register"]
 
-_ = _partition
+_ = (_partition, _robust)
