@@ -10,6 +10,7 @@ import sys
 from poisonguard.cli import attack as _attack
 from poisonguard.cli import data as _data
 from poisonguard.cli import gate as _gate
+from poisonguard.cli import harden as _harden
 from poisonguard.cli import ledger as _ledger
 from poisonguard.cli import monitor as _monitor
 from poisonguard.cli import redteam as _redteam
@@ -20,7 +21,7 @@ from poisonguard.cli._common import app, run_app
 __all__ = ["app", "entry", "main"]
 
 # command modules register themselves on ``app``
-_ = (_attack, _data, _gate, _ledger, _monitor, _redteam, _scan, _trace)
+_ = (_attack, _data, _gate, _harden, _ledger, _monitor, _redteam, _scan, _trace)
 
 
 def main(argv: list[str] | None = None) -> int:

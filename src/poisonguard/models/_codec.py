@@ -27,7 +27,7 @@ from poisonguard.models._tabular import (
     plan_columns,
 )
 
-__all__ = ["NumericCodec"]
+__all__ = ["NumericCodec", "encode_features"]
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,17 @@ class NumericCodec:
 
     def encode(self, X: Any) -> np.ndarray:
         """Rows of ``X`` (same kind as the template's) as a float matrix."""
-        if not self.template.is_frame:
-            arr = np.asarray(X, dtype=np.float64)
-            return _filled(arr.reshape(arr.shape[0], -1), self.fill)
-        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-        parts = [_filled(as_numbers(frame[list(self.numeric)]), self.fill)] if self.numeric else []
-        for col, values in self.categories:
-            col_values = as_categories(frame[[col]])[:, 0].astype(str)
-            parts.append((col_values[:, None] == np.asarray(values)[None, :]).astype(np.float64))
-        return np.hstack(parts) if parts else np.zeros((len(frame), 0))
+        return encode_features(X, frame=self.template.is_frame, numeric=self.numeric,
+                               categories=self.categories, fill=self.fill)
+
+    def spec(self) -> dict[str, Any]:
+        """The encoding as plain JSON values (for :func:`encode_features` without the data)."""
+        return {"frame": self.template.is_frame, "numeric": list(self.numeric),
+                "categories": [[c, list(v)] for c, v in self.categories],
+                "fill": [float(v) for v in self.fill],
+                "columns": [str(c) for c in self.template.feature_names]
+                if self.template.modality == "tabular" else [],
+                "shape": list(np.shape(self.template.X)[1:])}
 
     def decode(self, Z: np.ndarray) -> Any:
         """Crafted rows back in the template's form: dtype, shape, categories, value range."""
@@ -112,6 +114,22 @@ class NumericCodec:
         for col, value in self.fixed:
             out[col] = np.full(len(Z), value, dtype=object)
         return pd.DataFrame(out)[list(ds.X.columns)]
+
+
+def encode_features(X: Any, *, frame: bool, numeric: tuple[str, ...] | list[str],
+                    categories: Any, fill: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` as floats: arrays flattened (missing numbers take ``fill``); tables as
+    their ``numeric`` columns (missing: ``fill``) then one-hot ``categories`` (``(column,
+    values)`` pairs; a value not among them is all zeros)."""
+    if not frame:
+        arr = np.asarray(X, dtype=np.float64)
+        return _filled(arr.reshape(arr.shape[0], -1), fill)
+    table = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    parts = [_filled(as_numbers(table[list(numeric)]), fill)] if len(numeric) else []
+    for col, values in categories:
+        col_values = as_categories(table[[col]])[:, 0].astype(str)
+        parts.append((col_values[:, None] == np.asarray(values)[None, :]).astype(np.float64))
+    return np.hstack(parts) if parts else np.zeros((len(table), 0))
 
 
 def _filled(arr: np.ndarray, fill: np.ndarray) -> np.ndarray:

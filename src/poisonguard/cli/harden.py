@@ -1,0 +1,237 @@
+"""``poisonguard harden`` trains a defended model; ``poisonguard certify`` proves what it
+tolerates.
+
+``harden DATA --defense NAME [--param KEY=VALUE ...] --out MODEL_DIR`` encodes the features (the
+encoding is kept in the model), fits the defence and writes the model without pickle.
+``certify MODEL_DIR TEST --out DIR`` writes ``certificates.csv`` (per test row: prediction and
+the number of inserted / removed and of changed training rows it provably survives),
+``curve.csv`` and ``curve.png`` (certified accuracy against that number).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+
+from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
+from poisonguard.errors import InputError
+
+if TYPE_CHECKING:
+    from poisonguard.dataset import Dataset
+
+__all__ = ["certify", "harden"]
+
+Opt = typer.Option
+
+
+def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
+    from poisonguard.defenses import DEFENSES
+
+    known = DEFENSES[defense]().get_params(deep=False)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
+        if key not in known or key in ("estimator", "n_jobs"):
+            allowed = sorted(k for k in known if k not in ("estimator", "n_jobs"))
+            raise InputError(f"--param {key}: not a parameter of {defense} "
+                             f"(known: {', '.join(allowed)})")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        out[key] = value
+    return out
+
+
+def _encode(ds: Dataset) -> tuple[np.ndarray, dict[str, Any]]:
+    from poisonguard.models._codec import NumericCodec
+
+    if ds.modality == "text":
+        raise InputError(f"{ds.name}: harden takes tabular or image data; text is not supported "
+                         "yet (scan --write-clean, then train your own text model)")
+    codec = NumericCodec.fit(ds)
+    return codec.encode(ds.X), codec.spec()
+
+
+@app.command("harden")
+def harden(
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    out: Annotated[Path, Opt("--out", "-o", help="Model folder (spec.json + arrays.npz).")],
+    defense: Annotated[str, Opt(help="robust-linear, dpa or fa (see `poisonguard defenses`).")] = (
+        "robust-linear"),
+    param: Annotated[list[str] | None, Opt(help="A defence parameter, KEY=VALUE (repeatable), "
+                                                "e.g. loss=gce, n_partitions=50.")] = None,
+    label: Annotated[str, Opt(help="Label column.")] = "label",
+    id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
+    source_col: Annotated[str | None, Opt(help="Source column.")] = None,
+    seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
+) -> None:
+    """Train a defended model on DATA and write it (no pickle)."""
+    from poisonguard import io
+    from poisonguard.defenses import DEFENSES, get_defense
+    from poisonguard.defenses.store import save_model
+
+    if defense not in DEFENSES:
+        raise InputError(f"--defense {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
+    params = _parse_params(param or [], defense)
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    for name in ("spec.json", "arrays.npz"):
+        io.check_output(out / name, "--out")
+    X, encoding = _encode(ds)
+    model = get_defense(defense, **params)
+    try:
+        model.fit(X, ds.y)
+    except ValueError as exc:  # a parameter value the defence refuses
+        raise InputError(f"--defense {defense}: {str(exc).splitlines()[0]}") from None
+    origin = ds.origin
+    trained = {"name": ds.name, "rows": ds.n_rows, "label": label,
+               "sha256": _sha256(origin.path) if origin is not None and origin.path else None}
+    save_model(model, out, spec={"encoding": encoding, "trained_on": trained, "seed": seed})
+    train_acc = float(np.mean(model.predict(X) == np.asarray(ds.y)))
+    row: dict[str, Any] = {"defence": defense, "rows": ds.n_rows, "features": X.shape[1],
+                           "classes": len(model.classes_), "train accuracy": f"{train_acc:.3f}"}
+    if hasattr(model, "estimators_"):
+        row["models"] = len(model.estimators_)
+        row["abstaining"] = model.n_abstaining_
+    echo_table([row], title=f"harden: {ds.name}")
+    typer.echo(f"wrote {out / 'spec.json'} and {out / 'arrays.npz'}", err=True)
+
+
+def _sha256(path: str) -> str:
+    from poisonguard.provenance.hashing import file_sha256
+
+    return file_sha256(path)
+
+
+@app.command("certify")
+def certify(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder from `harden` (dpa or fa).")],
+    test: Annotated[str, typer.Argument(help="Labelled test data (CSV, Parquet, NPZ or built-in).")],
+    out: Annotated[Path, Opt("--out", "-o", help="Folder for certificates.csv, curve.csv, "
+                                                 "curve.png.")],
+    id_col: Annotated[str | None, Opt(help="Row id column of TEST.")] = None,
+    source_col: Annotated[str | None, Opt(help="Source column of TEST.")] = None,
+) -> None:
+    """Certify a partition ensemble on TEST: per row, how many poisoned training rows it
+    provably tolerates; certified accuracy against that number."""
+    import pandas as pd
+
+    from poisonguard import io
+    from poisonguard.defenses.store import load_model
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, expected a folder")
+    model, spec = load_model(model_dir)
+    if not hasattr(model, "certify"):
+        raise InputError(f"{model_dir}: a {spec['defense']} model has no certificate; "
+                         "harden with --defense dpa or fa")
+    label = str(spec.get("trained_on", {}).get("label", "label"))
+    ds = load_data(test, label=label, id_col=id_col, source_col=source_col)
+    paths = [out / "certificates.csv", out / "curve.csv", out / "curve.png"]
+    for path in paths:
+        io.check_output(path, "--out")
+    X = _encode_like(ds, spec, model_dir)
+    cert = model.certify(X)
+    y = np.asarray(ds.y)
+    known = np.isin(y, model.classes_)
+    correct = (cert.prediction == y) & known
+    table = pd.DataFrame({"row_id": ds.ids, "label": y, "prediction": cert.prediction,
+                          "correct": correct.astype(int), "radius": cert.radius,
+                          "radius_changed": cert.radius_changed})
+    top = int(cert.radius.max()) if len(cert.radius) else 0
+    radii = np.arange(0, top + 2)
+    curve = pd.DataFrame({"radius": radii,
+                          "certified_accuracy": [float(np.mean(correct & (cert.radius >= r)))
+                                                 for r in radii],
+                          "certified_accuracy_changed": [
+                              float(np.mean(correct & (cert.radius_changed >= r))) for r in radii]})
+    io.report_csv(table, paths[0])
+    io.write_text(paths[1], curve.to_csv(index=False, float_format="%.6g"))
+    _plot(curve, paths[2], title=f"{spec['defense']} on {ds.name}")
+    half = curve.loc[curve["certified_accuracy"] >= 0.5, "radius"]
+    echo_table([{"rows": ds.n_rows, "accuracy": f"{float(np.mean(correct)):.3f}",
+                 "median radius": f"{float(np.median(cert.radius)):.0f}",
+                 "certified acc. at 1": f"{curve['certified_accuracy'].iloc[min(1, len(curve) - 1)]:.3f}",
+                 "largest radius with >= 50 %": int(half.max()) if len(half) else "-"}],
+               title=f"certify: {model_dir} on {test}")
+    if (~known).any():
+        typer.echo(f"note: {int((~known).sum())} test rows have labels the model never saw; "
+                   "they count as wrong", err=True)
+    typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
+
+
+def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> np.ndarray:
+    from poisonguard.models._codec import encode_features as encode
+
+    enc = spec.get("encoding")
+    if not isinstance(enc, dict):
+        raise InputError(f"{where}: spec.json has no feature 'encoding'")
+    try:
+        frame = bool(enc["frame"])
+        numeric = [str(c) for c in enc["numeric"]]
+        categories = [(str(c), [str(v) for v in values]) for c, values in enc["categories"]]
+        fill = np.asarray(enc["fill"], dtype=np.float64)
+        columns = [str(c) for c in enc["columns"]]
+        shape = [int(s) for s in enc["shape"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: malformed 'encoding' in spec.json ({exc})") from None
+    if frame:
+        have = [str(c) for c in ds.X.columns] if ds.is_frame else list(ds.feature_names)
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise InputError(f"{ds.name}: lacks the model's columns {', '.join(missing[:5])}")
+        X = ds.X if ds.is_frame else ds.frame()
+        return encode(X[columns], frame=True, numeric=numeric, categories=categories, fill=fill)
+    if columns and list(ds.feature_names) != columns:
+        have = list(map(str, ds.feature_names))
+        if sorted(have) != sorted(columns):
+            missing = [c for c in columns if c not in have] or [c for c in have if c not in columns]
+            raise InputError(f"{ds.name}: its columns differ from the model's ({', '.join(missing[:5])})")
+        return encode(ds.frame()[columns].to_numpy(dtype=np.float64), frame=False, numeric=numeric,
+                      categories=categories, fill=fill)
+    if list(np.shape(ds.X)[1:]) != shape:
+        raise InputError(f"{ds.name}: features of shape {list(np.shape(ds.X)[1:])}, but the model "
+                         f"was trained on {shape}")
+    return encode(ds.X, frame=False, numeric=numeric, categories=categories, fill=fill)
+
+
+def _plot(curve: Any, path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from poisonguard import io
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step(curve["radius"], curve["certified_accuracy"], where="post",
+            label="inserted or removed rows")
+    ax.step(curve["radius"], curve["certified_accuracy_changed"], where="post",
+            label="changed rows")
+    ax.set_xlabel("poisoned training rows (radius)")
+    ax.set_ylabel("certified accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+@app.command("defenses")
+def defenses() -> None:
+    """List the defences."""
+    from poisonguard.defenses import DEFENSES
+
+    echo_table([{"name": name, "what": cls.summary,
+                 "certifies": "yes" if hasattr(cls, "certify") else "no"}
+                for name, cls in sorted(DEFENSES.items())], title="defences")

@@ -1,0 +1,147 @@
+"""``harden`` writes a defended model without pickle and ``certify`` reads it back: the
+certificates are the in-memory model's, the curve is certified accuracy, and a model folder
+that is not ours (or was edited) is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard import io
+from poisonguard.cli import main
+from poisonguard.datasets import load_dataset
+from poisonguard.defenses import FiniteAggregation, PartitionEnsemble
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("digits")
+    ds = load_dataset("digits")
+    train, test = folder / "train.npz", folder / "test.npz"
+    io.save(ds.take(np.arange(0, 1200)), train)
+    io.save(ds.take(np.arange(1200, 1500)), test)
+    return train, test
+
+
+@pytest.mark.parametrize("defense, params, model", [
+    ("dpa", ["n_partitions=12"], PartitionEnsemble(n_partitions=12)),
+    ("fa", ["n_partitions=6", "spread=3"], FiniteAggregation(n_partitions=6, spread=3)),
+])
+def test_certificates_are_the_fitted_model_s(digits: tuple[Path, Path], tmp_path: Path,
+                                             defense: str, params: list[str],
+                                             model: PartitionEnsemble) -> None:
+    train, test = digits
+    argv = ["harden", str(train), "--defense", defense, "--out", str(tmp_path / "m")]
+    for p in params:
+        argv += ["--param", p]
+    assert main(argv) == 0
+    spec = json.loads((tmp_path / "m" / "spec.json").read_text())
+    assert spec["defense"] == defense and spec["trained_on"]["rows"] == 1200
+    assert main(["certify", str(tmp_path / "m"), str(test), "--out", str(tmp_path / "c")]) == 0
+    got = pd.read_csv(tmp_path / "c" / "certificates.csv")
+    tr, te = io.load(train), io.load(test)
+    X = np.asarray(tr.X, dtype=np.float64).reshape(tr.n_rows, -1)
+    cert = model.fit(X, tr.y).certify(np.asarray(te.X, dtype=np.float64).reshape(te.n_rows, -1))
+    assert np.array_equal(got["prediction"], cert.prediction)
+    assert np.array_equal(got["radius"], cert.radius)
+    assert np.array_equal(got["radius_changed"], cert.radius_changed)
+    curve = pd.read_csv(tmp_path / "c" / "curve.csv")
+    assert curve["certified_accuracy"].iloc[0] == pytest.approx(got["correct"].mean())
+    assert np.all(np.diff(curve["certified_accuracy"]) <= 0)
+    assert curve["certified_accuracy"].iloc[0] >= 0.85 and curve["certified_accuracy"].iloc[-1] == 0
+    assert (tmp_path / "c" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_robust_linear_on_a_mixed_table_and_no_certificate(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    colour = rng.choice(["red", "green", "blue"], n)
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "colour": colour,
+                          "label": ((x + (colour == "red")) > 0.5).astype(int)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["harden", str(tmp_path / "t.csv"), "--param", "loss=sce",
+                 "--out", str(tmp_path / "m")]) == 0
+    spec = json.loads((tmp_path / "m" / "spec.json").read_text())
+    assert spec["encoding"]["categories"] == [["colour", ["blue", "green", "red"]]]
+    assert spec["params"]["loss"] == "sce"
+    capsys.readouterr()
+    assert main(["certify", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--out",
+                 str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'm'}: a robust-linear model has no "
+                                       "certificate; harden with --defense dpa or fa\n")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--param", "depth=3"], "--param depth: not a parameter of robust-linear (known: alpha, beta"),
+    (["--param", "loss=mse"], "--defense robust-linear: loss must be one of ce, smooth, gce"),
+    (["--param", "loss"], "--param 'loss': expected KEY=VALUE"),
+    (["--defense", "magic"], "--defense 'magic': unknown; known: dpa, fa, robust-linear"),
+])
+def test_bad_options_are_one_line(digits: tuple[Path, Path], tmp_path: Path, extra: list[str],
+                                  message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["harden", str(digits[0]), "--out", str(tmp_path / "m"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_text_data_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pd.DataFrame({"text": ["free money now", "see you at lunch"] * 20,
+                  "label": [1, 0] * 20}).to_csv(tmp_path / "sms.csv", index=False)
+    assert main(["harden", str(tmp_path / "sms.csv"), "--out", str(tmp_path / "m")]) == 2
+    assert "text is not supported yet" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_dpa(digits: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "m"
+    assert main(["harden", str(digits[0]), "--defense", "dpa", "--param", "n_partitions=4",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def _edited(folder: Path, tmp_path: Path, edit: str) -> Path:
+    bad = tmp_path / f"bad-{edit}"
+    bad.mkdir()
+    spec = json.loads((folder / "spec.json").read_text())
+    arrays = dict(np.load(folder / "arrays.npz", allow_pickle=False))
+    if edit == "shape":
+        arrays["m0.coef"] = arrays["m0.coef"][:, :10]
+    elif edit == "nan":
+        arrays["m1.intercept"] = arrays["m1.intercept"] * np.nan
+    elif edit == "pickle":
+        arrays["m0.coef"] = np.array([{"x": 1}], dtype=object)
+    elif edit == "format":
+        spec["format"] = "something-else"
+    elif edit == "member":
+        spec["members"][0] = "os.system"
+    (bad / "spec.json").write_text(json.dumps(spec))
+    np.savez(bad / "arrays.npz", **arrays, allow_pickle=True) if edit == "pickle" else np.savez(
+        bad / "arrays.npz", **arrays)
+    return bad
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("shape", "array 'm0.coef' has shape (10, 10)"),
+    ("nan", "array 'm1.intercept' holds values that are not finite"),
+    ("pickle", "arrays.npz is not a numpy archive"),
+    ("format", "spec.json is not a poisonguard model"),
+    ("member", "member 0 is 'os.system'"),
+])
+def test_an_edited_model_is_refused(digits: tuple[Path, Path], small_dpa: Path, tmp_path: Path,
+                                    edit: str, message: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _edited(small_dpa, tmp_path, edit)
+    test = digits[1]
+    capsys.readouterr()
+    assert main(["certify", str(bad), str(test), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "c").exists()
