@@ -172,3 +172,20 @@ def test_fa_accuracy_and_radii_on_digits(digits: tuple) -> None:
                           FiniteAggregation(n_partitions=2, spread=2)])
 def test_sklearn_contract(estimator: PartitionEnsemble, check: object) -> None:
     check(estimator)  # type: ignore[operator]
+
+
+def test_sparse_features_hash_by_content_and_certify() -> None:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    words = np.array(["win", "cash", "prize", "lunch", "meet", "today", "call", "now", "home"])
+    texts = [" ".join(rng.choice(words[:4] if i % 2 else words[3:], 5)) for i in range(400)]
+    y = np.arange(400) % 2
+    X = TfidfVectorizer().fit_transform(texts)
+    parts = partition_index(X, y, 10)
+    dense_copy = sparse.csr_matrix(X.toarray())  # same content, rebuilt: same parts
+    assert np.array_equal(partition_index(dense_copy, y, 10), parts)
+    assert np.array_equal(partition_index(X[::-1], y[::-1], 10), parts[::-1])
+    cert = PartitionEnsemble(n_partitions=10).fit(X, y).certify(X)
+    assert cert.certified_accuracy(y, 2) >= 0.9

@@ -70,3 +70,18 @@ def test_bad_parameters_are_named(params: dict[str, object], message: str) -> No
                           RobustLinear(loss="ce", l1_ratio=0.5)])
 def test_sklearn_contract(estimator: RobustLinear, check: object) -> None:
     check(estimator)  # type: ignore[operator]
+
+
+def test_sparse_text_features_train_without_densifying() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    words = np.array(["win", "cash", "prize", "lunch", "meet", "today", "call", "now", "home"])
+    texts = [" ".join(rng.choice(words[:4] if i % 2 else words[3:], 5)) for i in range(400)]
+    y = np.arange(400) % 2
+    X = TfidfVectorizer().fit_transform(texts)
+    model = RobustLinear(loss="sce").fit(X, y)
+    assert model.score(X, y) >= 0.95
+    assert np.allclose(model.predict_proba(X[:5]),
+                       RobustLinear(loss="sce").fit(X.toarray() * 1.0, y).predict_proba(X[:5].toarray()),
+                       atol=0.2)

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
@@ -53,6 +54,8 @@ def partition_index(X: Any, y: Any, n_partitions: int) -> np.ndarray:
     row's SHA-256 (content only: features and label), as an integer, modulo ``n_partitions``."""
     from poisonguard.provenance.hashing import RowChunk, row_hashes
 
+    if sparse.issparse(X):
+        return _sparse_partition_index(X, y, n_partitions)
     labels = np.asarray(y)
     labels = (labels.astype(np.float64) if labels.dtype.kind in "biuf"
               else labels.astype(str).astype(object))
@@ -68,6 +71,24 @@ def partition_index(X: Any, y: Any, n_partitions: int) -> np.ndarray:
     digests = row_hashes(RowChunk(0, None, None, labels, features))
     head = digests[:, :8].copy().view(">u8").ravel()
     out: np.ndarray = (head % np.uint64(n_partitions)).astype(np.int64)
+    return out
+
+
+def _sparse_partition_index(X: Any, y: Any, n_partitions: int) -> np.ndarray:
+    """Sparse rows (e.g. TF-IDF): SHA-256 of the label and the row's non-zero (column, value)
+    pairs in column order, explicit zeros dropped."""
+    import hashlib
+
+    csr = sparse.csr_matrix(X, dtype=np.float64, copy=True)
+    csr.eliminate_zeros()
+    csr.sort_indices()
+    out = np.empty(csr.shape[0], dtype=np.int64)
+    for i, label in enumerate(np.asarray(y).tolist()):
+        a, b = csr.indptr[i], csr.indptr[i + 1]
+        digest = hashlib.sha256(b"poisonguard-sparse-row\0" + str(label).encode() + b"\0"
+                                + csr.indices[a:b].astype("<i8").tobytes()
+                                + csr.data[a:b].astype("<f8").tobytes()).digest()
+        out[i] = int.from_bytes(digest[:8], "big") % n_partitions
     return out
 
 
@@ -128,6 +149,8 @@ def bucket_radius(model_votes: np.ndarray, n_classes: int, offsets: np.ndarray
 def _take(X: Any, idx: np.ndarray) -> Any:
     if isinstance(X, pd.DataFrame):
         return X.iloc[idx]
+    if sparse.issparse(X):
+        return X[idx]
     return np.asarray(X)[idx]
 
 
@@ -139,6 +162,11 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     n_partitions: int
     estimator: Any
     n_jobs: int | None
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF features stay sparse
+        return tags
 
     def _spread(self) -> int:
         return 1
@@ -183,8 +211,8 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             isinstance(X, list | tuple | np.ndarray) and np.asarray(X).ndim == 1
             and np.asarray(X).dtype.kind in "OUS")
         if not raw:
-            return validate_data(self, X, y, reset=fitting) if fitting else validate_data(
-                self, X, reset=False)
+            return validate_data(self, X, y, reset=fitting, accept_sparse="csr") if fitting \
+                else validate_data(self, X, reset=False, accept_sparse="csr")
         if fitting:
             y = np.asarray(y)
             if y.ndim != 1 or len(y) != len(X):
@@ -197,7 +225,7 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def model_votes(self, X: Any) -> np.ndarray:
         """Each base model's vote (class code; -1 abstains), shape ``(n, n_models)``."""
         X = self._check(X)
-        n = len(X)
+        n = X.shape[0] if sparse.issparse(X) else len(X)
         out = np.empty((n, len(self.estimators_)), dtype=np.int64)
         for i, est in enumerate(self.estimators_):
             if isinstance(est, int):

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -130,6 +131,11 @@ class RobustLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.rounds = rounds
         self.max_iter = max_iter
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF features stay sparse
+        return tags
+
     def _check_params(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
@@ -146,16 +152,20 @@ class RobustLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=np.float64, accept_sparse="csr")
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
+        if sparse.issparse(X):  # scaled, not centred: the zeros stay zeros
+            self.mean_ = np.zeros(X.shape[1])
+            scale = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel())
+        else:
+            self.mean_ = X.mean(axis=0)
+            scale = X.std(axis=0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
-        Xs = (X - self.mean_) / self.scale_
+        Xs = self._standardise(X)
         k = max(len(self.classes_), 2)
         onehot = np.eye(k)[codes]
-        keep = np.ones(len(Xs), dtype=bool)
+        keep = np.ones(Xs.shape[0], dtype=bool)
         self.n_iter_ = 0
         W = np.zeros((Xs.shape[1] + 1, k))
         if self.loss in ("gce", "sce"):  # start from the cross-entropy solution
@@ -176,12 +186,17 @@ class RobustLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.coef_, self.intercept_ = W[:-1].T, W[-1]
         return self
 
+    def _standardise(self, X: Any) -> Any:
+        if sparse.issparse(X):
+            return sparse.csr_matrix(X.multiply(1.0 / self.scale_[None, :]))
+        return (X - self.mean_) / self.scale_
+
     @staticmethod
-    def _logits(Xs: np.ndarray, W: np.ndarray) -> np.ndarray:
-        out: np.ndarray = Xs @ W[:-1] + W[-1]
+    def _logits(Xs: Any, W: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.asarray(Xs @ W[:-1]) + W[-1]
         return out
 
-    def _solve(self, Xs: np.ndarray, T: np.ndarray, loss: str, W0: np.ndarray,
+    def _solve(self, Xs: Any, T: np.ndarray, loss: str, W0: np.ndarray,
                keep: np.ndarray) -> np.ndarray:
         d1, k = W0.shape
         l1 = float(self.alpha) * float(self.l1_ratio)
@@ -200,7 +215,7 @@ class RobustLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                                    float(self.smoothing),
                                    (float(self.sce_weights[0]), float(self.sce_weights[1])),
                                    weight)
-            gW = np.vstack([Xs.T @ gZ, gZ.sum(axis=0, keepdims=True)])
+            gW = np.vstack([np.asarray(Xs.T @ gZ), gZ.sum(axis=0, keepdims=True)])
             value += 0.5 * l2 * float((mask * W * W).sum())
             gW = gW + l2 * mask * W
             if l1 > 0:
@@ -222,8 +237,8 @@ class RobustLinear(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _all_logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        out: np.ndarray = ((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
+        X = validate_data(self, X, dtype=np.float64, reset=False, accept_sparse="csr")
+        out: np.ndarray = np.asarray(self._standardise(X) @ self.coef_.T) + self.intercept_
         return out[:, :max(len(self.classes_), 1)]
 
     def decision_function(self, X: Any) -> np.ndarray:
