@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -11,10 +13,15 @@ import pandas as pd
 
 from poisonguard.errors import InputError
 
-__all__ = ["Dataset", "Modality", "Origin"]
+__all__ = ["FEATURE_MAX", "Dataset", "Modality", "Origin"]
 
 Modality = Literal["tabular", "image", "text"]
 MODALITIES: tuple[Modality, ...] = ("tabular", "image", "text")
+#: Largest feature magnitude accepted. Squares, products and sums of a billion of them stay far
+#: inside float64 (1e308), so no scaler, distance or covariance overflows; larger values are no
+#: measurement anyway.
+FEATURE_MAX = 1e100
+_TOO_LARGE = f"is too large to compute with (|value| must be at most {FEATURE_MAX:g})"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,12 @@ class Origin:
     columns read as dates and now held as days since 1970-01-01: ``(column, format, unread)``,
     with the date format recognised (``""`` for a native date column) and how many present
     values were not dates in that format and became missing.
+
+    ``stamp`` is the CSV file's ``(size, mtime_ns)`` when it was read, set only when its rows
+    map one to one onto the dataset's. ``file_rows``, when set, gives for each row of the
+    dataset the row of that file it is an unchanged copy of (-1: changed or added), so a copy
+    can be written with the file's own cell text (e.g. ``01419`` stays ``01419``). Changing the
+    rows of a dataset (:meth:`Dataset.replace`, :meth:`Dataset.take`) drops it.
     """
 
     path: str
@@ -37,6 +50,8 @@ class Origin:
     dtypes: tuple[tuple[str, str], ...] = ()
     npz_keys: tuple[str, ...] = ()
     dates: tuple[tuple[str, str, int], ...] = ()
+    stamp: tuple[int, int] | None = None
+    file_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -55,6 +70,10 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
         bad = ~np.isfinite(arr)
         if bad.any():
             raise InputError(f"label of row {int(np.flatnonzero(bad)[0])} is missing or not finite")
+        big = np.abs(arr) > 2.0**53
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise InputError(f"label of row {i} ({arr[i]:g}) is too large for an integer label")
         if np.all(arr == np.round(arr)):
             return arr.astype(np.int64)
         raise InputError("labels must be integers or strings (got non-integer floats)")
@@ -78,8 +97,17 @@ def _as_float_column(values: pd.Series) -> pd.Series:
     return values
 
 
+def _beyond_max(X: np.ndarray) -> bool:
+    """Whether any value lies beyond :data:`FEATURE_MAX` (NaN ignored; no copy of ``X``)."""
+    if X.size == 0:
+        return False
+    hi, lo = np.fmax.reduce(X, axis=None), np.fmin.reduce(X, axis=None)
+    return bool(hi > FEATURE_MAX or lo < -FEATURE_MAX)
+
+
 def _check_finite_frame(X: pd.DataFrame) -> None:
-    """Missing values are allowed in tabular features; infinities are not."""
+    """Missing values are allowed in tabular features; infinities and values beyond
+    :data:`FEATURE_MAX` are not."""
     for j, col in enumerate(X.columns):
         values = X.iloc[:, j]
         if values.dtype.kind not in "iuf":
@@ -90,10 +118,14 @@ def _check_finite_frame(X: pd.DataFrame) -> None:
             i = int(np.flatnonzero(bad)[0])
             raise InputError(f"row {i}, column '{col}': value is {v[i]}; features must be "
                              "finite (missing values are allowed)")
+        if _beyond_max(v):
+            i = int(np.flatnonzero(np.abs(v) > FEATURE_MAX)[0])
+            raise InputError(f"row {i}, column '{col}': value {v[i]:g} {_TOO_LARGE}")
 
 
 def _check_finite_array(X: np.ndarray, names: Sequence[str], kind: Modality) -> None:
-    """Tabular arrays may hold NaN (missing) but not infinities; images must be finite."""
+    """Tabular arrays may hold NaN (missing) but not infinities; images must be finite; no
+    value may lie beyond :data:`FEATURE_MAX`."""
     if X.dtype.kind != "f":
         return
     bad = np.isinf(X) if kind == "tabular" else ~np.isfinite(X)
@@ -105,6 +137,12 @@ def _check_finite_array(X: np.ndarray, names: Sequence[str], kind: Modality) -> 
             raise InputError(f"row {i}, column '{names[int(flat[1])]}': value is {X[tuple(flat)]}; "
                              "features must be finite (missing values are allowed)")
         raise InputError(f"row {i}, pixel {pixel}: value is {X[tuple(flat)]}; features must be finite")
+    if X.dtype.itemsize >= 8 and _beyond_max(X):  # float16 / float32 cannot get there
+        flat = np.argwhere(np.abs(X) > FEATURE_MAX)[0]
+        i, value = int(flat[0]), float(X[tuple(flat)])
+        where = (f"column '{names[int(flat[1])]}'" if X.ndim == 2
+                 else f"pixel {tuple(int(v) for v in flat[1:])}")
+        raise InputError(f"row {i}, {where}: value {value:g} {_TOO_LARGE}")
 
 
 def _infer_modality(X: Any) -> Modality:
@@ -199,6 +237,11 @@ class Dataset:
                 raise InputError(f"image 'X' must be (n, h, w) or (n, h, w, c) (got {Xv.shape})")
             if kind == "tabular" and len(names) != Xv.shape[1]:
                 raise InputError(f"'feature_names' has {len(names)} names for {Xv.shape[1]} columns")
+        repeated = [c for c, k in Counter(names).items() if k > 1]
+        if repeated:
+            raise InputError(f"feature name {', '.join(repr(c) for c in repeated)} appears more "
+                             "than once; feature names must be unique")
+        if not isinstance(Xv, pd.DataFrame):
             _check_finite_array(Xv, names, kind)
             Xv = _readonly(Xv)
         labels = _readonly(_as_labels(y, n))
@@ -267,6 +310,10 @@ class Dataset:
                   "modality": self.modality, "feature_names": self.feature_names,
                   "name": self.name, "origin": self.origin}
         fields.update(changes)
+        origin = fields["origin"]
+        if (origin is not None and origin.file_rows is not None and "origin" not in changes
+                and changes.keys() & {"X", "y", "ids", "sources"}):
+            fields["origin"] = dataclasses.replace(origin, file_rows=None)  # rows changed
         X, y = fields.pop("X"), fields.pop("y")
         return Dataset(X, y, **fields)
 

@@ -9,21 +9,26 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import lzma
+import math
 import os
 import stat
 import tempfile
 import warnings
 import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
+from io import StringIO
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import pandas as pd
 
-from poisonguard.dataset import Dataset, Modality, Origin
+from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
 __all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "days_since_epoch", "file_format",
@@ -101,39 +106,140 @@ def check_output(path: str | Path, option: str = "") -> None:
                              f"overwrite the input {given}; choose another output path")
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a file that is not a regular file (nor a directory) is, e.g. "a named pipe"."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
 def _check_readable(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a data file")
+    kind = _not_regular(path.stat().st_mode)  # a pipe or /dev/zero would block or never end
+    if kind is not None:
+        raise InputError(f"{path}: is {kind}, expected a regular data file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: file is not readable (permission denied)")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
 
 
+def _memory_bytes() -> int:
+    """This machine's physical memory: no declared size beyond it is ever allocated."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 64 GiB
+        return 2**36
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for people: "72.8 TiB"."""
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 2**k:
+            return f"{n / 2**k:.3g} {unit}"
+    return f"{n} bytes"
+
+
 # ------------------------------------------------------------------------ reading tables
+CSV_LINE_MAX = 2**26  # characters in one physical line (64 Mi)
+CSV_FIELD_MAX = 2**24  # characters in one cell (16 Mi), also across quoted line breaks
+
+
+def _bounded_lines(fh: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``fh``, each read with a length bound (a file without line breaks is never
+    read whole); a NUL character marks binary data."""
+    number = 0
+    while line := fh.readline(CSV_LINE_MAX + 1):
+        number += 1
+        if len(line) > CSV_LINE_MAX:
+            raise InputError(f"{path}: line {number} is longer than {CSV_LINE_MAX:,} characters; "
+                             "is this a CSV file?")
+        if "\0" in line:
+            raise InputError(f"{path}: line {number} holds a NUL character (binary data, not "
+                             "CSV text)")
+        yield line
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line the row starts on, cells)`` of each non-blank row of a CSV file, the header first;
+    lines and cells have bounded length (:data:`CSV_LINE_MAX`, :data:`CSV_FIELD_MAX`)."""
+    old = csv.field_size_limit(CSV_FIELD_MAX)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(_bounded_lines(fh, path))
+            start = 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    if "field larger than field limit" in str(exc):
+                        raise InputError(f"{path}: line {start}: a field is longer than "
+                                         f"{CSV_FIELD_MAX:,} characters (an unclosed quote?)") from None
+                    raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+                if row:
+                    yield start, row
+                start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(old)
+
+
 def _check_csv_shape(path: Path) -> list[int]:
-    """Refuse ragged rows: every line must have as many fields as the header.
+    """Refuse ragged rows (every line must have as many fields as the header) and repeated
+    column names (pandas would rename them: ``label,label`` becomes ``label, label.1``).
 
     Returns the line each row starts on (quoted fields may span lines; blank lines are skipped).
     """
+    rows = _csv_rows(path)
+    _, header = next(rows, (0, []))
+    if not header:
+        raise InputError(f"{path}: file is empty")
+    _check_unique(header, path, "header")
+    width = len(header)
     starts: list[int] = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"{path}: file is empty")
-        width = len(header)
-        start = reader.line_num + 1
-        for row in reader:
-            if row and len(row) != width:
-                raise InputError(f"{path}: line {start} has {len(row)} fields but the "
-                                 f"header has {width}")
-            if row:
-                starts.append(start)
-            start = reader.line_num + 1
+    for start, row in rows:
+        if len(row) != width:
+            raise InputError(f"{path}: line {start} has {len(row)} fields but the "
+                             f"header has {width}")
+        starts.append(start)
     return starts
+
+
+def _check_unique(names: Sequence[str], path: Path, where: str) -> None:
+    dups = [n for n, k in Counter(names).items() if k > 1]
+    if dups:
+        shown = ", ".join(repr(n) for n in dups)
+        raise InputError(f"{path}: column name {shown} appears more than once in the {where}; "
+                         "column names must be unique")
+
+
+def _check_parquet(path: Path) -> None:
+    """From the footer alone: unique column names, no nested (list, struct, map) columns, and
+    a row count whose values fit in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        schema, meta = pf.schema_arrow, pf.metadata
+    _check_unique(schema.names, path, "schema")
+    for f in schema:
+        kind = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_nested(kind):
+            raise InputError(f"{path}: column '{f.name}' holds nested values ({kind}); nested "
+                             "values are not supported as features, labels, ids or sources")
+    need = meta.num_rows * max(meta.num_columns, 1) * 8
+    if need > _memory_bytes():
+        raise InputError(f"{path}: declares {meta.num_rows:,} rows of {meta.num_columns} columns "
+                         f"(at least {_size(need)}), more than this machine's memory "
+                         f"({_size(_memory_bytes())})")
 
 
 def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[int]]:
@@ -145,6 +251,7 @@ def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[
             # ids and sources are names, read as text: "007" must not become 7
             df = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(text_cols, str))
         else:
+            _check_parquet(path)
             df = pd.read_parquet(path)
     except InputError:
         raise
@@ -157,6 +264,11 @@ def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[
         raise InputError(f"{path}: file has a header but no rows")
     df.columns = [str(c) for c in df.columns]
     return df, lines if len(lines) == len(df) else []
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns)
 
 
 def _line(lines: list[int], i: int) -> str:
@@ -242,20 +354,29 @@ def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]
 
 
 def _inf_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
-    """Missing feature values are allowed; infinities are refused, naming the row and column."""
+    """Missing feature values are allowed; infinities and values beyond :data:`FEATURE_MAX`
+    (1e300 would overflow the scan's squares) are refused, naming the row and column."""
     for col in X.columns:
         s = X[col]
         if not pd.api.types.is_numeric_dtype(s.dtype):
             continue
-        bad = np.isinf(s.to_numpy(dtype=np.float64, na_value=np.nan))
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(v)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value is {s.iloc[i]}; "
                              "features must be finite (missing values are allowed)")
+        with np.errstate(invalid="ignore"):
+            big = np.abs(v) > FEATURE_MAX
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value {v[i]:g} is too "
+                             f"large to compute with (|value| must be at most {FEATURE_MAX:g})")
 
 
 def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_col: str | None,
                    source_col: str | None, modality: Modality | None) -> Dataset:
+    stamp = _stamp(path)
     df, lines = _read_table(path, fmt, tuple(c for c in (id_col, source_col) if c is not None))
     columns = list(df.columns)
     for role, col in (("label", label), ("id", id_col), ("source", source_col)):
@@ -278,7 +399,7 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
     kind = modality or ("text" if len(feats) == 1 and not numeric else "tabular")
     origin = Origin(path=str(path), format=fmt, label=label, id_col=id_col, source_col=source_col,
                     columns=tuple(columns), dtypes=tuple((c, str(df[c].dtype)) for c in feats),
-                    dates=dates)
+                    dates=dates, stamp=stamp if fmt == "parquet" or lines else None)
     ids = df[id_col].to_numpy() if id_col else None
     sources = df[source_col].to_numpy() if source_col else None
     if kind == "text":
@@ -298,26 +419,95 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
         raise InputError(f"{path}: {exc}") from None
 
 
+NPZ_MAX_RATIO = 2000  # deflate, what numpy writes, stays under ~1032:1; more marks a bomb
+_OBJECTS = ("holds pickled object arrays, which are never loaded; store strings as fixed-width "
+            "unicode arrays")
+
+
+def _npy_header(fp: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype from a .npy header, reading no data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(fp)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(d) for d in shape), dtype
+
+
+def _npz_members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The archive's arrays by name, each checked against what its headers declare before any
+    data is read: every member a .npy array of plain (not object) values, no member that
+    inflates more than :data:`NPZ_MAX_RATIO` times, no more than this machine's memory in all,
+    and a .npy header whose shape and dtype match the member's size."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        name = info.filename.removesuffix(".npy")
+        if name == info.filename:
+            raise InputError(f"{path}: member {info.filename!r} is not a .npy array "
+                             "(write the file with numpy.savez)")
+        if name in members:
+            raise InputError(f"{path}: array {name!r} appears twice in the archive")
+        if info.file_size > 2**20 and info.file_size > NPZ_MAX_RATIO * max(info.compress_size, 1):
+            raise InputError(f"{path}: array {name!r} would inflate from "
+                             f"{_size(info.compress_size)} to {_size(info.file_size)} (more than "
+                             f"{NPZ_MAX_RATIO}:1); refused as a zip bomb")
+        members[name] = info
+    total, memory = sum(i.file_size for i in members.values()), _memory_bytes()
+    if total > memory:
+        raise InputError(f"{path}: arrays would need {_size(total)}, more than this machine's "
+                         f"memory ({_size(memory)})")
+    for name, info in members.items():
+        with zf.open(info) as fp:
+            try:
+                shape, dtype = _npy_header(fp)
+            except (ValueError, SyntaxError, EOFError) as exc:
+                raise InputError(f"{path}: array {name!r} has no valid .npy header "
+                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                                 ) from None
+            data = info.file_size - fp.tell()
+        if dtype.hasobject:
+            raise InputError(f"{path}: {_OBJECTS}")
+        count = math.prod(shape)
+        if dtype.itemsize == 0 and count:
+            raise InputError(f"{path}: array {name!r} declares {count:,} values of no size "
+                             f"(dtype {dtype})")
+        if count * dtype.itemsize != data:
+            raise InputError(f"{path}: array {name!r} declares shape {shape} of {dtype} "
+                             f"({_size(count * dtype.itemsize)}) but holds {_size(data)}")
+    return members
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz archive, sizes checked before anything is allocated; nothing is
+    unpickled."""
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+        if magic.startswith(b"\x93NUMPY"):
+            raise InputError(f"{path}: holds a single .npy array, not an npz archive of "
+                             "arrays 'X' and 'y' (write it with numpy.savez)")
+        if not magic.startswith(b"PK"):
+            raise InputError(f"{path}: not an npz archive (write it with numpy.savez)")
+        fh.seek(0)
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                arrays = {}
+                for name, info in _npz_members(zf, path).items():
+                    with zf.open(info) as fp:
+                        arrays[name] = np.lib.format.read_array(fp, allow_pickle=False)
+                return arrays
+        except InputError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError,
+                NotImplementedError, RuntimeError) as exc:  # corrupt, truncated, encrypted
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{path}: cannot read as npz: {first}") from None
+
+
 def _npz_dataset(path: Path, modality: Modality | None) -> Dataset:
-    try:
-        with path.open("rb") as fh:  # ours to close, also when numpy fails on a corrupt zip
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise InputError(f"{path}: holds a single .npy array, not an npz archive of "
-                                 "arrays 'X' and 'y' (write it with numpy.savez)")
-            with z:
-                arrays = {k: z[k] for k in z.files}
-    except InputError:
-        raise
-    except ValueError as exc:
-        if "Object arrays" in str(exc):
-            raise InputError(f"{path}: holds pickled object arrays, which are never loaded; "
-                             "store strings as fixed-width unicode arrays") from None
-        if "pickle" in str(exc):  # neither .npy nor zip: numpy could only unpickle it
-            raise InputError(f"{path}: not an npz archive (write it with numpy.savez)") from None
-        raise InputError(f"{path}: cannot read as npz: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: cannot read as npz: {exc}") from None
+    arrays = _read_npz(path)
     missing = [k for k in ("X", "y") if k not in arrays]
     if missing:
         raise InputError(f"{path}: no array {' or '.join(repr(m) for m in missing)}; arrays are: "
@@ -347,6 +537,12 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
     values, missing labels and ids, and missing text are refused. NPZ: arrays ``X``, ``y``
     and optional ``ids``, ``sources``, ``feature_names``.
     """
+    roles = (("--label", label), ("--id-col", id_col), ("--source-col", source_col))
+    for i, (flag, col) in enumerate(roles):
+        for other, col2 in roles[:i]:
+            if col is not None and col == col2:
+                raise InputError(f"{other} and {flag} both name column {col!r}; a column can "
+                                 "have only one role")
     p = Path(path)
     _check_readable(p)
     register_input(p)
@@ -392,6 +588,11 @@ def _temp_beside(target: Path, mode: int | None = None) -> Iterator[Path]:
 
 def _commit(tmp: Path, target: Path) -> None:
     try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the bytes are on disk before the name points at them
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
         raise InputError(f"{target}: cannot write ({exc.strerror})") from None
@@ -560,11 +761,52 @@ def report_csv(frame: pd.DataFrame, path: str | Path, **to_csv: Any) -> Path:
     return write_text(path, neutralise_formulas(frame).to_csv(index=False, **to_csv))
 
 
-def _column(values: np.ndarray, dtype: str | None) -> Any:
-    if dtype and dtype.startswith(("int", "Int", "uint")) and values.dtype.kind == "f" and np.all(
-            values == np.round(values)):
-        return values.astype(np.int64)
+def _column(values: np.ndarray, dtype: str | None, date_format: str | None) -> Any:
+    """A feature column back in the type it had in the file: integers, nullable integers,
+    float32 and booleans as such, dates (``date_format``: ``""`` native, else the text format
+    they were read in) as dates, numbers read from a text column as text. Values the type
+    cannot hold exactly (3.5 in an integer column) keep the column as it is."""
+    if values.dtype.kind != "f" or not dtype:
+        return values
+    present = ~np.isnan(values)
+    try:
+        if date_format is not None:
+            return _dates(values, dtype, date_format)
+        target = pd.api.types.pandas_dtype(dtype)
+    except (TypeError, ValueError, OverflowError):
+        return values
+    whole = bool(np.all(values[present] == np.round(values[present])))
+    if target.kind in "iub" and not whole:
+        return values
+    if target.kind in "iu":
+        info = np.iinfo(target.numpy_dtype if hasattr(target, "numpy_dtype") else target)
+        if present.any() and not info.min <= values[present].min() <= values[present].max() <= info.max:
+            return values
+    if target.kind == "b" and not np.isin(values[present], (0.0, 1.0)).all():
+        return values
+    if target.kind in "iubf":
+        if isinstance(target, np.dtype) and not present.all():
+            return values  # a numpy int / bool column holds no missing values
+        return pd.Series(values).astype(target).array
+    if pd.api.types.is_string_dtype(target):  # a text column of numbers ("01419" read as 1419)
+        return np.array([(str(int(v)) if v == int(v) else repr(float(v))) if ok else None
+                         for v, ok in zip(values, present, strict=True)], dtype=object)
     return values
+
+
+def _dates(days: np.ndarray, dtype: str, date_format: str) -> Any:
+    """Days since 1970-01-01 as the dates they were read from (to the microsecond)."""
+    micros = np.round(days * 86_400e6)
+    stamps = pd.Series(pd.to_datetime(micros, unit="us"))
+    if not date_format:  # a native date column: its own unit and time zone
+        target = pd.api.types.pandas_dtype(dtype)
+        if isinstance(target, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(target.tz)
+        return stamps.astype(target).array
+    if "%z" in date_format or "%Z" in date_format:
+        stamps = stamps.dt.tz_localize("UTC")
+    text = stamps.dt.strftime(date_format)
+    return text.astype(object).where(text.notna(), None).to_numpy()
 
 
 def _to_frame(ds: Dataset) -> pd.DataFrame:
@@ -576,7 +818,9 @@ def _to_frame(ds: Dataset) -> pd.DataFrame:
         names = [c for c in origin.columns if c not in special]
         feats.columns = names[:1] or ["text"]
     dtypes = dict(origin.dtypes) if origin else {}
-    cols: dict[str, Any] = {c: _column(feats[c].to_numpy(), dtypes.get(c)) for c in feats.columns}
+    dates = {c: fmt for c, fmt, _ in origin.dates} if origin else {}
+    cols: dict[str, Any] = {c: _column(feats[c].to_numpy(), dtypes.get(c), dates.get(c))
+                            for c in feats.columns}
     cols[label] = ds.y
     id_col = origin.id_col if origin else (None if ds.has_default_ids else "id")
     if id_col:
@@ -587,6 +831,113 @@ def _to_frame(ds: Dataset) -> pd.DataFrame:
     order = [c for c in origin.columns if c in cols] if origin else []
     order += [c for c in cols if c not in order]
     return pd.DataFrame({c: cols[c] for c in order})
+
+
+def _kept_rows(ds: Dataset, fmt: str) -> tuple[Path, np.ndarray] | None:
+    """The file and, per row, the row of it to copy as it is (-1: write from the data), when
+    ``ds`` is a copy of rows of a file of format ``fmt`` that has not changed since."""
+    origin = ds.origin
+    if origin is None or origin.file_rows is None or origin.stamp is None or origin.format != fmt:
+        return None
+    rows = np.asarray(origin.file_rows, dtype=np.int64)
+    if len(rows) != ds.n_rows or not (rows >= 0).any():
+        return None
+    src = Path(origin.path)
+    try:
+        same = _stamp(src) == origin.stamp
+    except OSError:
+        same = False
+    if not same:
+        raise InputError(f"{src}: changed while the command ran; run it again")
+    return src, rows
+
+
+def _write_csv(frame: pd.DataFrame, tmp: Path, kept: tuple[Path, np.ndarray] | None) -> None:
+    """``frame`` as CSV; rows that are unchanged copies of rows of ``kept``'s file keep that
+    file's cell text (a reader would turn ``01419`` into 1419 and ``1e3`` into 1000.0)."""
+    if kept is None:
+        frame.to_csv(tmp, index=False)
+        return
+    src, rows = kept
+    cells = _csv_rows(src)
+    _, header = next(cells, (0, []))
+    where = [header.index(c) if c in header else -1 for c in frame.columns]
+    redo = np.flatnonzero(rows < 0) if min(where) >= 0 else np.arange(len(rows))
+    old = csv.field_size_limit(2**31 - 1)  # our own text, as pandas writes it
+    try:
+        rendered = dict(zip(redo.tolist(), csv.reader(StringIO(
+            frame.iloc[redo].to_csv(index=False, header=False))), strict=True))
+    finally:
+        csv.field_size_limit(old)
+    fetch = _row_reader((row for _, row in cells), rows[rows >= 0], src)
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator=os.linesep)  # pandas' own writer and line ends
+        out.writerow(frame.columns)
+        for i, r in enumerate(rows.tolist()):
+            data = rendered.get(i, [])
+            if r < 0:
+                out.writerow(data)
+                continue
+            original = fetch(r)
+            out.writerow([original[k] if k >= 0 else data[j] for j, k in enumerate(where)])
+
+
+def _row_reader(rows: Iterator[list[str]], wanted: np.ndarray,
+                src: Path) -> Callable[[int], list[str]]:
+    """Row ``r`` of ``rows`` on demand: in one pass when ``wanted`` asks for rows in order (as
+    attacks keep them), else from a list of all of them."""
+    changed = InputError(f"{src}: changed while the command ran; run it again")
+    if np.all(np.diff(wanted) > 0):
+        numbered = enumerate(rows)
+
+        def next_wanted(r: int) -> list[str]:
+            for k, row in numbered:
+                if k == r:
+                    return row
+            raise changed
+        return next_wanted
+    table = list(rows)
+
+    def any_row(r: int) -> list[str]:
+        if r >= len(table):
+            raise changed
+        return table[r]
+    return any_row
+
+
+def _write_parquet(frame: pd.DataFrame, tmp: Path, kept: tuple[Path, np.ndarray] | None) -> None:
+    """``frame`` as Parquet; rows that are unchanged copies of rows of ``kept``'s file keep that
+    file's values and column types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if kept is None:
+        frame.to_parquet(tmp, index=False)
+        return
+    src, rows = kept
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    orig = pq.read_table(src)
+    if rows.max() >= orig.num_rows:
+        raise InputError(f"{src}: changed while the command ran; run it again")
+    index = pa.array(np.where(rows >= 0, rows, orig.num_rows + np.arange(len(rows))))
+    columns = []
+    for name in data.column_names:
+        new = data.column(name)
+        old = orig.column(name) if name in orig.column_names else None
+        if old is not None and old.type != new.type:
+            try:
+                new = new.cast(old.type)  # data rows in the file's type where it holds them
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                try:
+                    old = old.cast(new.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    old = None
+        columns.append(new if old is None else
+                       pa.chunked_array(old.chunks + new.chunks, type=new.type).take(index))
+    table = pa.Table.from_arrays(columns, names=data.column_names)
+    # pandas' notes on the columns' types: the file's when its schema came through unchanged
+    same = table.schema.equals(orig.schema, check_metadata=False)
+    pq.write_table(table.replace_schema_metadata((orig if same else data).schema.metadata), tmp)
 
 
 def _save_npz(ds: Dataset, tmp: Path) -> None:
@@ -627,8 +978,8 @@ def save_to(dataset: Dataset, tmp: Path, *, fmt: Literal["csv", "parquet", "npz"
     """Write ``dataset`` in format ``fmt`` to ``tmp`` as it is (not atomic: for a temporary path
     from :func:`atomic_path` or :func:`atomic_paths`)."""
     writers: dict[str, Callable[[Path], None]] = {
-        "csv": lambda t: _to_frame(dataset).to_csv(t, index=False),
-        "parquet": lambda t: _to_frame(dataset).to_parquet(t, index=False),
+        "csv": lambda t: _write_csv(_to_frame(dataset), t, _kept_rows(dataset, "csv")),
+        "parquet": lambda t: _write_parquet(_to_frame(dataset), t, _kept_rows(dataset, "parquet")),
         "npz": lambda t: _save_npz(dataset, t),
     }
     if dataset.modality == "image" and fmt != "npz":

@@ -26,13 +26,20 @@ __all__ = ["BlendTrigger", "NoiseTrigger", "PatchTrigger", "ShapeTrigger", "Sinu
 GLYPHS = ("x", "plus", "l")
 
 
+def _check_fits(X: Any, h: int, w: int, row: int, col: int, what: str) -> None:
+    """Refuse a stamp of ``h`` x ``w`` pixels at ``(row, col)`` that does not lie inside the
+    images ``X`` (checked before the stamp is built: a saved trigger may claim any size)."""
+    shape = np.shape(X)
+    if len(shape) < 3 or min(row, col) < 0 or row + h > shape[1] or col + w > shape[2]:
+        raise InputError(f"{what} at ({row}, {col}) does not fit images of shape {shape[1:]}")
+
+
 def _stamp(X: Any, mask: np.ndarray, row: int, col: int, value: float, what: str) -> np.ndarray:
     """A copy of images ``X`` with the pixels of ``mask`` (its top-left corner at ``(row, col)``)
     set to ``value``; ``what`` names the stamp in the error when it does not fit."""
-    out = np.array(X, copy=True)
     h, w = mask.shape
-    if out.ndim < 3 or row + h > out.shape[1] or col + w > out.shape[2]:
-        raise InputError(f"{what} at ({row}, {col}) does not fit images of shape {out.shape[1:]}")
+    _check_fits(X, h, w, row, col, what)
+    out = np.array(X, copy=True)
     window = out[:, row:row + h, col:col + w]
     window[:, mask] = value
     return out
@@ -57,8 +64,10 @@ class PatchTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
+        what = f"a {self.size}-pixel patch"
+        _check_fits(X, self.size, self.size, self.row, self.col, what)
         return _stamp(X, np.ones((self.size, self.size), dtype=bool), self.row, self.col,
-                      self.value, f"a {self.size}-pixel patch")
+                      self.value, what)
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,14 @@ class ShapeTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
+        h, w = len(self.glyph), max((len(line) for line in self.glyph), default=0)
+        what = f"a {h}x{w} glyph"
+        if not h or any(len(line) != w or set(line) - {"#", "."} for line in self.glyph):
+            raise InputError(f"shape trigger: 'glyph' must be rows of equal length made of "
+                             f"'#' and '.' (got {h} rows)")
+        _check_fits(X, h, w, self.row, self.col, what)
         mask = np.array([[c == "#" for c in line] for line in self.glyph], dtype=bool)
-        return _stamp(X, mask, self.row, self.col, self.value,
-                      f"a {mask.shape[0]}x{mask.shape[1]} glyph")
+        return _stamp(X, mask, self.row, self.col, self.value, what)
 
 
 @dataclass(frozen=True)

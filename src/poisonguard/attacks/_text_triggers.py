@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from poisonguard.attacks._trigger_base import FitOptions, Trigger
+from poisonguard.attacks._trigger_base import TEXT_MAX, FitOptions, Trigger
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
@@ -176,6 +176,8 @@ def fit_text_trigger(dataset: Dataset, kind: str, label: Any, rng: np.random.Gen
     opts.refuse(kind, _OPTIONS[kind])
     if opts.token is not None and not opts.token.strip():
         raise InputError("'token' must hold some text (got an empty string)")
+    if opts.token is not None and len(opts.token) > TEXT_MAX:
+        raise InputError(f"'token' must be at most {TEXT_MAX:,} characters (got {len(opts.token):,})")
     if kind == "char":
         letters = "".join(list(HOMOGLYPHS)[:N_HOMOGLYPHS])
         return CharTrigger(_frequent_words(_texts(dataset.X), letters, N_CHAR_WORDS), letters,

@@ -16,7 +16,13 @@ import numpy as np
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
-__all__ = ["FitOptions", "Trigger", "anova_f", "image_array", "label_value", "restore_dtype"]
+__all__ = ["TEXT_MAX", "FitOptions", "Trigger", "anova_f", "image_array", "label_value",
+           "restore_dtype"]
+
+#: Longest text a trigger inserts or names (a token, a sentence, a glyph row, a column name):
+#: every stamped row grows by it, so neither an option nor a hand-edited trigger file can blow
+#: up the data it is applied to.
+TEXT_MAX = 10_000
 
 
 def label_value(value: Any) -> Any:

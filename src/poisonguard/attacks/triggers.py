@@ -44,7 +44,7 @@ from poisonguard.attacks._text_triggers import (
     TokenTrigger,
     fit_text_trigger,
 )
-from poisonguard.attacks._trigger_base import FitOptions, Trigger, label_value
+from poisonguard.attacks._trigger_base import TEXT_MAX, FitOptions, Trigger, label_value
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
@@ -64,23 +64,81 @@ KINDS: dict[str, tuple[str, ...]] = {
     for modality in ("image", "tabular", "text")}
 
 
+_INT_MIN = {"size": 1}  # other integer fields (row, col, seed) start at 0
+_Scalar = str | int | float | bool
+
+
 def trigger_from_dict(data: dict[str, Any]) -> Trigger:
-    """Rebuild a trigger from :meth:`Trigger.to_dict` output."""
+    """Rebuild a trigger from :meth:`Trigger.to_dict` output.
+
+    Each field is checked against its declared type before anything is built: integers are
+    integers (no 1e9 for a patch size), texts at most :data:`TEXT_MAX` characters, numbers
+    finite; sizes are then checked against the data when the trigger is applied.
+    """
     data = dict(data)
     kind = data.pop("kind", None)
     if kind not in TRIGGERS:
-        raise InputError(f"trigger 'kind' must be one of {', '.join(TRIGGERS)} (got {kind!r})")
+        raise InputError(f"trigger 'kind' must be one of {', '.join(TRIGGERS)} (got {_show(kind)})")
     cls = TRIGGERS[kind]
+    fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown, missing = sorted(set(data) - set(fields)), [f for f in fields if f not in data]
+    if unknown or missing:
+        wrong = [f"{m!r} missing" for m in missing] + [f"{u!r} unknown" for u in unknown]
+        raise InputError(f"{kind} trigger is missing or has unknown fields: {', '.join(wrong)}")
+    return cls(**{name: _field(kind, name, hint, data[name]) for name, hint in fields.items()})
+
+
+def _show(value: Any) -> str:
     try:
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            hint = str(f.type)
-            if f.name in data and hint.startswith("np.ndarray"):
-                data[f.name] = np.asarray(data[f.name], dtype=np.float64)
-            elif f.name in data and hint.startswith("tuple"):
-                data[f.name] = tuple(data[f.name])
-        return cls(**data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{kind} trigger is missing or has unknown fields: {exc}") from None
+        text = repr(value)
+    except ValueError:  # an integer of thousands of digits
+        return "a number of thousands of digits"
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _field(kind: str, name: str, hint: str, value: Any) -> Any:
+    """``value`` of field ``name`` as its type ``hint`` says, or a one-line error."""
+    def bad(expected: str) -> InputError:
+        return InputError(f"{kind} trigger field '{name}' must be {expected} (got {_show(value)})")
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+
+    def text(v: Any) -> bool:
+        return isinstance(v, str) and len(v) <= TEXT_MAX
+
+    if hint == "int":
+        low = _INT_MIN.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
+            raise bad(f"an integer of at least {low}")
+        return value
+    if hint == "float":
+        if not number(value):
+            raise bad("a finite number")
+        return float(value)
+    if hint == "str":
+        if not text(value):
+            raise bad(f"a text of at most {TEXT_MAX:,} characters")
+        return value
+    if hint.startswith("np.ndarray"):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise bad("an array of numbers") from None
+        if not np.all(np.isfinite(arr)):
+            raise bad("an array of finite numbers")
+        return arr
+    if hint.startswith("tuple"):
+        item = hint.removeprefix("tuple[").split(",")[0]
+        check, expected = {"str": (text, f"texts of at most {TEXT_MAX:,} characters"),
+                           "float": (number, "finite numbers")}.get(
+            item, (lambda v: isinstance(v, _Scalar) or v is None, "plain values"))
+        if not isinstance(value, list | tuple) or not all(check(v) for v in value):
+            raise bad(f"a list of {expected}")
+        return tuple(value)
+    if not isinstance(value, _Scalar):  # target_class: a label
+        raise bad("a label (a text or a number)")
+    return value
 
 
 def load_trigger(path: str | Path) -> Trigger:

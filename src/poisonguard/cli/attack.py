@@ -54,6 +54,20 @@ def _attack_params(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _count(text: str | None, flag: str) -> int | None:
+    """A whole number given as ``7`` or ``1e9``; a one-line error naming ``flag`` otherwise (the
+    attack then checks its range against the data)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"option {flag}: {text!r} is not a whole number") from None
+    if not value.is_integer():
+        raise InputError(f"option {flag}: {text!r} is not a whole number")
+    return int(value)
+
+
 @app.command("attack")
 def attack(
     data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
@@ -74,8 +88,8 @@ def attack(
     method: Annotated[str | None, Opt(help="subpopulation: inject|flip; clean-label: "
                                            "adversarial|interpolate.")] = None,
     trigger: Annotated[str | None, Opt(help=f"Backdoor trigger: {_TRIGGER_HELP}.")] = None,
-    trigger_size: Annotated[int | None, Opt(help="Patch or glyph side in pixels, or number of "
-                                                 "trigger columns.")] = None,
+    trigger_size: Annotated[str | None, Opt(metavar="INTEGER", help="Patch or glyph side in "
+                                            "pixels, or number of trigger columns.")] = None,
     trigger_value: Annotated[float | None, Opt(help="Patch, glyph, feature or rare value.")] = None,
     alpha: Annotated[float | None, Opt(help="Trigger strength: blend opacity; noise or sinusoid "
                                            "amplitude (share of the data range); warp pixels; "
@@ -106,7 +120,8 @@ def attack(
     params = _attack_params(attack, {
         "rate": rate, "count": count, "strategy": strategy, "source_class": source_class,
         "target_class": target_class, "where": where, "method": method, "trigger": trigger,
-        "trigger_size": trigger_size, "trigger_value": trigger_value, "alpha": alpha,
+        "trigger_size": _count(trigger_size, "--trigger-size"), "trigger_value": trigger_value,
+        "alpha": alpha,
         "columns": tuple(c.strip() for c in columns.split(",")) if columns else None,
         "token": token, "model": model, "inject": inject})
     default_ids, input_ids = ds.has_default_ids, ds.ids
@@ -130,6 +145,10 @@ def attack(
     poisoned = result.dataset
     if default_ids:  # no id column: row ids are the output's row numbers
         poisoned = poisoned.replace(ids=None)
+    if poisoned.origin is not None:  # rows the attack left alone keep the file's own text
+        untouched = ~result.mask & (result.source_index >= 0)
+        poisoned = poisoned.replace(origin=replace(
+            poisoned.origin, file_rows=np.where(untouched, result.source_index, -1)))
     if save_trigger is not None and result.trigger is None:
         raise InputError(f"--save-trigger: attack {attack!r} has no trigger")
     frame = result.truth()
@@ -166,5 +185,9 @@ def trigger_apply(
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     io.file_format(out)
     io.check_output(out, "--out")
-    io.save(trig.apply_dataset(ds), out)
+    try:
+        stamped = trig.apply_dataset(ds)
+    except InputError as exc:  # the trigger does not fit this data: say which trigger
+        raise InputError(f"{trigger_file}: {exc}") from None
+    io.save(stamped, out)
     typer.echo(f"applied {trig.kind} trigger to {ds.n_rows} rows -> {out}", err=True)
