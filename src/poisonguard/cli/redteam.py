@@ -36,6 +36,9 @@ def redteam(
     except ValueError:
         raise InputError(f"--budgets must be comma-separated fractions (got {budgets!r})") from None
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    if len(ds.classes) < 2:
+        raise InputError(f"{data}: one class ({ds.classes[0]!r}) in {ds.n_rows} rows; a red team "
+                         f"needs at least 2 (is --label {label!r} the label column?)")
     names = tuple(a.strip() for a in attacks.split(",")) if attacks else None
     report = run_redteam(ds, model=model, budgets=fractions, attacks=names, seed=seed,
                          test_size=test_size)

@@ -234,6 +234,9 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
     """
     if not isinstance(dataset, Dataset):
         raise InputError(f"'dataset' must be a poisonguard Dataset (got {type(dataset).__name__})")
+    if len(dataset.classes) < 2:
+        raise InputError(f"{dataset.name}: one class in {dataset.n_rows} rows; a red team needs "
+                         "at least 2")
     fractions = _check_budgets(budgets)
     names = _attack_names(dataset, attacks)
     if isinstance(n_targets, bool) or not isinstance(n_targets, int) or n_targets < 1:
