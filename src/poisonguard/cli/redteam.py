@@ -27,6 +27,10 @@ def redteam(
     source_col: Annotated[str | None, typer.Option(help="Source column.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=SEED_MAX)] = 0,
     test_size: Annotated[float, typer.Option(help="Share of rows held out for testing.")] = 0.3,
+    defense: Annotated[str | None, typer.Option(help="Also run every attack against this defence "
+                                                     "(see `poisonguard defenses`).")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="A defence parameter, KEY=VALUE "
+                                                         "(repeatable).")] = None,
 ) -> None:
     """Red-team a dataset: poison the training split with each attack, retrain, measure."""
     from poisonguard.evaluation import run_redteam
@@ -40,9 +44,21 @@ def redteam(
         raise InputError(f"{data}: one class ({ds.classes[0]!r}) in {ds.n_rows} rows; a red team "
                          f"needs at least 2 (is --label {label!r} the label column?)")
     names = tuple(a.strip() for a in attacks.split(",")) if attacks else None
+    guard = None
+    if defense is not None:
+        from poisonguard.cli.harden import _parse_params
+        from poisonguard.defenses import DEFENSES, get_defense
+
+        if defense not in DEFENSES:
+            raise InputError(f"--defense {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
+        guard = get_defense(defense, **_parse_params(param or [], defense))
+    elif param:
+        raise InputError("--param sets a defence's parameter: it needs --defense")
     report = run_redteam(ds, model=model, budgets=fractions, attacks=names, seed=seed,
-                         test_size=test_size)
+                         test_size=test_size, defense=guard)
     written = report.write(out)
     cols = ["attack", "variant", "budget", "clean_accuracy", "poisoned_accuracy", "attack_success"]
-    echo_table(report.table[cols].to_dict("records"), title=f"red team: {ds.name} ({model})")
+    if guard is not None:
+        cols += ["defended_poisoned_accuracy", "defended_attack_success"]
+    echo_table(report.table[cols].to_dict("records"), title=f"red team: {ds.name} ({report.model})")
     typer.echo(f"wrote {', '.join(p.name for p in written)} -> {out}", err=True)

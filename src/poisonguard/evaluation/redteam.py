@@ -215,14 +215,18 @@ def _check_budgets(budgets: Sequence[float]) -> tuple[float, ...]:
 
 def run_redteam(dataset: Dataset, *, model: Any = "logreg",
                 budgets: Sequence[float] = (0.01, 0.05, 0.1), attacks: Iterable[str] | None = None,
-                seed: int = 0, test_size: float = 0.3, n_targets: int = 3) -> RedteamReport:
+                seed: int = 0, test_size: float = 0.3, n_targets: int = 3,
+                defense: Any = None) -> RedteamReport:
     """Every applicable registered attack at each budget against a clean baseline.
 
     The data is split (stratified, ``seed``), the clean model is trained once, and each attack
     poisons the training split with ``np.random.default_rng(seed)`` before a model of the same
     kind is retrained. Label flips run as random, class-pair and greedy; backdoors with each
     trigger of the modality; feature collision is averaged over ``n_targets`` test targets.
-    A budget an attack cannot meet gives a row with a ``note`` and NaN metrics.
+    A budget an attack cannot meet gives a row with a ``note`` and NaN metrics. With a
+    ``defense`` (a classifier from :mod:`poisonguard.defenses`, or any scikit-learn classifier),
+    every attack also runs against it on the same poisoned rows: columns
+    ``defended_clean_accuracy``, ``defended_poisoned_accuracy`` and ``defended_attack_success``.
 
     Examples
     --------
@@ -244,20 +248,37 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
     train, test = split(dataset, test_size=test_size, random_state=seed)
     clean = fit_quiet(make_model(model, train, random_state=seed), train.X, train.y)
     clean_acc = accuracy(clean, test)
+    guarded = None if defense is None else fit_quiet(
+        make_model(defense, train, random_state=seed), train.X, train.y)
     rows: list[AttackOutcome] = []
+    defended: list[AttackOutcome | None] = []
     for name in names:
         for variant, factory in _plan(name, train, test, clean, seed, n_targets):
             for b in fractions:
                 try:
                     runs = [evaluate_attack(a, train, test, model=model, seed=seed, variant=variant,
                                             clean_model=clean) for a in factory(b)]
+                    # a fresh attack with the same seed poisons the same rows
+                    shielded = [] if defense is None else [
+                        evaluate_attack(a, train, test, model=defense, seed=seed, variant=variant,
+                                        clean_model=guarded) for a in factory(b)]
                 except InputError as exc:
                     rows.append(_skipped(name, variant, b, clean_acc, str(exc)))
+                    defended.append(None)
                     continue
                 rows.append(_mean(runs) if runs else _skipped(
                     name, variant, b, clean_acc, "no test row can serve as a target"))
+                defended.append(_mean(shielded) if shielded else None)
     table = pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
     label = model if isinstance(model, str) else type(model).__name__
+    if defense is not None:
+        guarded_acc = accuracy(guarded, test)
+        table["defended_clean_accuracy"] = guarded_acc
+        table["defended_poisoned_accuracy"] = [NAN if d is None else d.poisoned_accuracy
+                                               for d in defended]
+        table["defended_attack_success"] = [NAN if d is None else d.attack_success
+                                            for d in defended]
+        label += f" vs {getattr(defense, 'name', type(defense).__name__)}"
     return RedteamReport(table, dataset.name, label, seed)
 
 
