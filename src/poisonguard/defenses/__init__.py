@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from poisonguard.defenses import dpsgd as _dpsgd
 from poisonguard.defenses import partition as _partition
 from poisonguard.defenses import robust as _robust
 from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
+from poisonguard.defenses.dpsgd import DPSGDClassifier
 from poisonguard.defenses.partition import (
     FiniteAggregation,
     PartitionEnsemble,
@@ -18,8 +20,8 @@ from poisonguard.defenses.partition import (
 )
 from poisonguard.defenses.robust import LOSSES, RobustLinear
 
-__all__ = ["DEFENSES", "LOSSES", "Certificate", "FiniteAggregation", "PartitionEnsemble",
+__all__ = ["DEFENSES", "LOSSES", "Certificate", "DPSGDClassifier", "FiniteAggregation", "PartitionEnsemble",
            "RobustLinear", "bucket_radius", "certificate_radius", "get_defense", "partition_index",
            "register"]
 
-_ = (_partition, _robust)
+_ = (_dpsgd, _partition, _robust)
