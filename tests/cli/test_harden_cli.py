@@ -145,3 +145,21 @@ def test_an_edited_model_is_refused(digits: tuple[Path, Path], small_dpa: Path, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "c").exists()
+
+
+def test_dp_sgd_round_trip(digits: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("opacus")
+    from poisonguard.defenses import DPSGDClassifier
+    from poisonguard.defenses.store import load_model
+
+    train, test = digits
+    assert main(["harden", str(train), "--defense", "dp-sgd", "--param", "epsilon=3",
+                 "--param", "epochs=3", "--out", str(tmp_path / "m")]) == 0
+    loaded, spec = load_model(tmp_path / "m")
+    tr, te = io.load(train), io.load(test)
+    fitted = DPSGDClassifier(epsilon=3, epochs=3).fit(
+        np.asarray(tr.X, dtype=np.float64).reshape(tr.n_rows, -1), tr.y)
+    X_test = np.asarray(te.X, dtype=np.float64).reshape(te.n_rows, -1)
+    assert np.allclose(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+    assert spec["privacy"]["epsilon"] == pytest.approx(fitted.epsilon_)
+    assert loaded.group_privacy(2)[0] == pytest.approx(2 * fitted.epsilon_)

@@ -99,6 +99,9 @@ def harden(
     train_acc = float(np.mean(model.predict(X) == np.asarray(ds.y)))
     row: dict[str, Any] = {"defence": defense, "rows": ds.n_rows, "features": X.shape[1],
                            "classes": len(model.classes_), "train accuracy": f"{train_acc:.3f}"}
+    if hasattr(model, "epsilon_"):
+        row["epsilon"] = f"{model.epsilon_:.3g}"
+        row["delta"] = f"{model.delta_:.2g}"
     if hasattr(model, "estimators_"):
         row["models"] = len(model.estimators_)
         row["abstaining"] = model.n_abstaining_

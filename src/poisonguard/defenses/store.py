@@ -3,10 +3,10 @@
 ``spec.json`` names the defence, its parameters, the classes, the feature encoding (so test data
 is encoded exactly as the training data was) and the data it was trained on. ``arrays.npz``
 holds only numbers, read with ``allow_pickle=False``; every array is checked against the spec
-(shape, finiteness) before a model is rebuilt from it. Supported: ``robust-linear``, and
-``dpa`` / ``fa`` whose base models are ``robust-linear`` or scikit-learn's
-``LogisticRegression``. The two files are written as one group (the spec last), so a reader
-never pairs a spec with arrays of another model.
+(shape, finiteness) before a model is rebuilt from it. Supported: ``robust-linear``, ``dpa`` /
+``fa`` whose base models are ``robust-linear`` or scikit-learn's ``LogisticRegression``, and
+``dp-sgd`` (its privacy budget in the spec). The two files are written as one group (the spec
+last), so a reader never pairs a spec with arrays of another model.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from poisonguard.defenses.dpsgd import DPSGDClassifier
 from poisonguard.defenses.partition import FiniteAggregation, PartitionEnsemble, _Aggregation
 from poisonguard.defenses.robust import RobustLinear
 from poisonguard.errors import InputError
@@ -104,6 +105,13 @@ def save_model(model: Any, path: str | Path, *, spec: dict[str, Any]) -> Path:
     if isinstance(model, RobustLinear):
         arrays.update(_linear_arrays(model, "", classes))
         members: list[Any] = []
+    elif isinstance(model, DPSGDClassifier):
+        members = []
+        arrays.update({"mean": model.mean_, "scale": model.scale_})
+        arrays.update({f"net.{k}": v for k, v in model.state_.items()})
+        privacy = {"epsilon": None if not np.isfinite(model.epsilon_) else model.epsilon_,
+                   "delta": model.delta_, "noise_multiplier": model.noise_multiplier_}
+        spec = {**spec, "privacy": privacy}
     elif isinstance(model, _Aggregation):
         arrays["offsets"] = np.asarray(model.offsets_, dtype=np.int64)
         members = []
@@ -199,6 +207,36 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
             else:
                 raise InputError(f"{where}: member {i} is {m!r}; expected \"linear\" or a class code")
         model.estimators_ = estimators
+    elif name == "dp-sgd":
+        model = _dpsgd_from(arrays, spec, classes, d, where)
     else:
         raise InputError(f"{where}: unknown defence {name!r} in spec.json")
     return model, spec
+
+
+def _dpsgd_from(arrays: Any, spec: dict[str, Any], classes: np.ndarray, d: int,
+                where: str) -> DPSGDClassifier:
+    params = spec.get("params")
+    hidden = params.get("hidden") if isinstance(params, dict) else None
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or not 0 <= hidden <= 100_000:
+        raise InputError(f"{where}: 'params.hidden' must be an integer >= 0")
+    k = max(len(classes), 2)
+    model = DPSGDClassifier(hidden=hidden)
+    model.mean_ = _array(arrays, "mean", where, shape=(d,)).astype(np.float64)
+    model.scale_ = _array(arrays, "scale", where, shape=(d,)).astype(np.float64)
+    shapes = [(k, d)] if hidden == 0 else [(hidden, d), (k, hidden)]
+    model.state_ = {}
+    for i, (rows, cols) in enumerate(shapes):
+        layer = str(2 * i)  # nn.Sequential positions: Linear, Tanh, Linear
+        model.state_[f"{layer}.weight"] = _array(arrays, f"net.{layer}.weight", where,
+                                                 shape=(rows, cols))
+        model.state_[f"{layer}.bias"] = _array(arrays, f"net.{layer}.bias", where, shape=(rows,))
+    found = spec.get("privacy")
+    privacy: dict[str, Any] = found if isinstance(found, dict) else {}
+    eps = privacy.get("epsilon")
+    model.epsilon_ = float(eps) if isinstance(eps, int | float) else float("inf")
+    delta = privacy.get("delta")
+    model.delta_ = float(delta) if isinstance(delta, int | float) else 0.0
+    model.noise_multiplier_ = 0.0
+    model.classes_, model.n_features_in_ = classes, d
+    return model
