@@ -154,9 +154,10 @@ class ScanReport:
         return out[["source", "rows", "flagged", "flagged_share", "mean_score", "rate", "rate_low",
                     "rate_high", "named"]]
 
-    def to_dict(self, top: int = 100) -> dict[str, Any]:
-        """JSON-ready report: summary, the ``top`` flagged rows, timings, versions, notes, and the
-        self-test when one ran."""
+    def to_dict(self, top: int = 100, *, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+        """JSON-ready report: summary, the ``top`` flagged rows, timings, versions, notes, the
+        self-test when one ran, and ``provenance`` when given (the scanned file's SHA-256 and
+        Merkle root, which ``attest`` checks against a manifest)."""
         flagged = self.table[self.table["flagged"]].sort_values("score", ascending=False,
                                                                  kind="stable")
         rows = flagged.head(top)
@@ -169,6 +170,8 @@ class ScanReport:
         }
         if self.self_test is not None:
             out["self_test"] = self.self_test.to_dict()
+        if provenance is not None:
+            out["provenance"] = dict(provenance)
         return out
 
     def to_csv(self, path: str | Path) -> Path:
@@ -180,11 +183,13 @@ class ScanReport:
         table["flagged"] = table["flagged"].astype(int)
         return report_csv(table, path, float_format="%.6g", lineterminator="\n")
 
-    def to_json(self, path: str | Path, top: int = 100) -> Path:
+    def to_json(self, path: str | Path, top: int = 100, *,
+                provenance: dict[str, Any] | None = None) -> Path:
         """Write :meth:`to_dict` as JSON atomically."""
         from poisonguard.io import write_text
 
-        return write_text(path, json.dumps(self.to_dict(top), indent=2) + "\n")
+        return write_text(path, json.dumps(self.to_dict(top, provenance=provenance), indent=2)
+                          + "\n")
 
     def to_html(self, path: str | Path) -> Path:
         """Write the self-contained HTML report atomically."""

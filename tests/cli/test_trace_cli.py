@@ -35,7 +35,7 @@ def test_keygen_manifest_verify_round_trip(tmp_path: Path, capsys: pytest.Captur
     m = tmp_path / "m.json"
     assert main(["manifest", str(data), "--id-col", "id", "--source-col", "src",
                  "--key", str(key), "--out", str(m)]) == 0
-    assert (tmp_path / "m.rows.parquet").exists()
+    assert (tmp_path / json.loads(m.read_text())["rows_file"]["name"]).exists()
     assert main(["verify", str(data), str(m), "--pubkey", f"{key}.pub"]) == 0
     assert "ok:" in capsys.readouterr().out
     assert data.read_bytes() == before  # inputs are never modified

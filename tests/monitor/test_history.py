@@ -125,3 +125,28 @@ def test_an_unreachable_server_is_one_line_without_the_password(
 def test_a_record_needs_a_report(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must be a DriftReport or a CanaryResult"):
         History(tmp_path / "h.sqlite").record(np.zeros(3))  # type: ignore[arg-type]
+
+
+def test_a_database_of_other_tables_is_not_a_history(
+        tmp_path: Path, reports: tuple[Profile, list[DriftReport]]) -> None:
+    from poisonguard.provenance.ledger import Ledger
+
+    book = tmp_path / "ledger.db"
+    with Ledger.init(book) as ledger:
+        ledger.append("manifest", "v1.csv", b"{}")
+    before = book.read_bytes()
+    for call in (lambda h: h.check_store(), lambda h: h.rows(),
+                 lambda h: h.record(reports[1][0])):
+        with pytest.raises(InputError, match=r"ledger.db: holds tables that are not poisonguard "
+                                             r"history \(checkpoints, entries, frontier, meta\)"):
+            call(History(book))
+        with pytest.raises(InputError, match="holds tables"):
+            call(History(f"sqlite:///{book}"))
+    assert book.read_bytes() == before
+    with Ledger.open(book) as ledger:
+        assert ledger.verify().ok
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()  # an empty file holds nothing to lose: it becomes a history
+    History(empty).record(reports[1][0])
+    History(empty).check_store()
+    assert len(History(empty).rows()) == 1

@@ -318,7 +318,7 @@ def test_a_failed_append_leaves_nothing_behind(tmp_path: Path) -> None:
                  "BEGIN SELECT RAISE(ABORT, 'simulated crash'); END")
     conn.close()
     with Ledger.open(path) as led:
-        with pytest.raises(sqlite3.IntegrityError, match="simulated crash"):
+        with pytest.raises(IntegrityError, match="simulated crash"):
             led.append("scan", "x", b"lost")
         assert len(led.entries()) == 3 and led.verify().ok
         conn = sqlite3.connect(path, isolation_level=None)

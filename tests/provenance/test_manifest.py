@@ -51,8 +51,8 @@ def test_same_values_as_csv_and_parquet_same_root_and_row_hashes(tmp_path: Path)
     a, b = mf.read(m_csv), mf.read(m_pq)
     assert a.merkle_root == b.merkle_root
     assert a.data["sha256"] != b.data["sha256"]  # different bytes, same rows
-    ra = mf.RowTable.from_parquet(mf.rows_path(m_csv))
-    rb = mf.RowTable.from_parquet(mf.rows_path(m_pq))
+    ra = mf.RowTable.from_parquet(mf.sidecar_path(a, m_csv))
+    rb = mf.RowTable.from_parquet(mf.sidecar_path(b, m_pq))
     assert np.array_equal(ra.hashes, rb.hashes) and np.array_equal(ra.ids, rb.ids)
 
 
@@ -159,7 +159,7 @@ def test_signed_manifest_catches_edits_and_foreign_keys(tmp_path: Path) -> None:
 
 def test_unsigned_manifest_and_rows_file_tampering(tmp_path: Path) -> None:
     data, m = write_manifest(table(), tmp_path)
-    side = mf.rows_path(m)
+    side = mf.sidecar_path(mf.read(m), m)
     raw = bytearray(side.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     side.write_bytes(bytes(raw))

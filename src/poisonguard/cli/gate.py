@@ -30,11 +30,11 @@ Opt = typer.Option
 
 
 def _outputs(fmt: str, accepted: Path, quarantine: Path) -> list[Path]:
-    """Every file the gate writes."""
-    from poisonguard.provenance.manifest import rows_path
-
+    """Every file the gate writes whose name is known before it runs. The manifest's sidecar
+    (``OUT.manifest.rows.<digest>.parquet``) is named by its content, so it is checked against
+    the inputs when it is written (``manifest.write``), not here."""
     manifest = accepted.with_name(accepted.stem + ".manifest.json")
-    return [accepted, manifest, rows_path(manifest), quarantine / f"quarantined.{fmt}",
+    return [accepted, manifest, quarantine / f"quarantined.{fmt}",
             quarantine / "reasons.csv", quarantine / "gate.json"]
 
 

@@ -1,10 +1,12 @@
-"""``poisonguard ledger init | append | log | verify | prove``: the append-only, tamper-evident
-log of dataset versions (manifests) and scan attestations, in one SQLite file.
+"""``poisonguard ledger init | append | log | verify | checkpoint | prove``: the append-only,
+tamper-evident log of dataset versions (manifests) and scan attestations, in one SQLite file.
 
 Exit codes: 0 done; 2 bad input (not a ledger, a wrong key, an unknown entry); 3 the ledger
-fails verification. Keep the checkpoint that ``append`` prints (or ``--checkpoint-out``): given
-back to ``verify --trusted``, it proves that history since then was only appended to, which no
-check of the file alone can prove against someone who rewrites the whole file.
+fails verification. No check of the file alone can see a rollback: the newest entries removed
+with their checkpoints leave an older ledger that is whole and, signed, still signed. So keep
+checkpoints elsewhere (a witness): ``ledger checkpoint --out PATH`` (or ``append
+--checkpoint-out``) writes one to another place; given back to ``verify --trusted`` (files,
+folders of them, or ``SIZE:ROOTHEX``), they prove the ledger still extends each of them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from poisonguard.cli._common import EXIT_INTEGRITY, app, echo_table
 from poisonguard.cli.trace import passphrase_from
 from poisonguard.errors import InputError, IntegrityError
 
-__all__ = ["append", "entry_from_file", "init", "log", "prove", "verify"]
+__all__ = ["append", "checkpoint", "entry_from_file", "init", "log", "prove", "trusted_checkpoints",
+           "verify"]
 
 ledger_app = typer.Typer(help="Append-only Merkle log of dataset versions and scan attestations.",
                          no_args_is_help=True)
@@ -30,9 +33,13 @@ Opt = typer.Option
 def entry_from_file(path: Path) -> tuple[str, str, bytes]:
     """``(kind, name, canonical payload)`` of a manifest or attestation file."""
     from poisonguard.io import read_json
+    from poisonguard.provenance import attest
     from poisonguard.provenance import manifest as mf
+    from poisonguard.provenance.hashing import require_regular_file
     from poisonguard.provenance.verify import check_signature
 
+    if path.exists():
+        require_regular_file(path, "manifest or attestation")
     obj = read_json(path, "manifest or attestation")
     if isinstance(obj, dict) and obj.get("format") == mf.FORMAT:
         manifest = mf.read_dict(obj, path)
@@ -40,31 +47,52 @@ def entry_from_file(path: Path) -> tuple[str, str, bytes]:
         if problems:
             raise IntegrityError(f"{path}: {problems[0]}; not appended")
         return "manifest", str(manifest.data.get("path") or path.name), mf.canonical_json(obj)
-    if isinstance(obj, dict) and ("_type" in obj or "payloadType" in obj):
+    if isinstance(obj, dict) and "payloadType" in obj:
+        attest.check_envelope(obj, str(path))
+        return "attestation", path.name, mf.canonical_json(obj)
+    if isinstance(obj, dict) and "_type" in obj:
+        attest.check_statement(obj, str(path))
         return "attestation", path.name, mf.canonical_json(obj)
     raise InputError(f"{path}: not a poisonguard manifest or an in-toto attestation")
 
 
-def _trusted(value: str | None) -> Any:
-    """A checkpoint from a JSON file written by ``--checkpoint-out``, or ``SIZE:ROOTHEX``."""
+def _checkpoint_file(path: Path) -> Any:
+    from poisonguard.io import read_json
+    from poisonguard.provenance.hashing import require_regular_file
     from poisonguard.provenance.ledger import Checkpoint
 
-    if value is None:
-        return None
-    if ":" in value and not Path(value).exists():
-        size, _, root = value.partition(":")
-        try:
-            return int(size), bytes.fromhex(root)
-        except ValueError:
-            raise InputError(f"--trusted {value}: expected SIZE:ROOTHEX or a checkpoint "
-                             "file") from None
-    from poisonguard.io import read_json
-
-    obj = read_json(value, "checkpoint file (from ledger append --checkpoint-out)")
+    require_regular_file(path, "checkpoint file")
+    obj = read_json(path, "checkpoint file (from ledger checkpoint --out)")
     try:
         return Checkpoint.from_dict(obj)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"--trusted {value}: not a checkpoint ({exc})") from None
+    except InputError as exc:
+        raise InputError(f"--trusted {path}: {exc}") from None
+
+
+def trusted_checkpoints(values: list[str]) -> list[Any]:
+    """The checkpoints given to ``--trusted``: ``SIZE:ROOTHEX``, a checkpoint file, or a folder
+    of them (every ``*.json`` in it), newest (largest) first."""
+    found: list[Any] = []
+    for value in values:
+        path = Path(value)
+        if ":" in value and not path.exists():
+            size, _, root = value.partition(":")
+            try:
+                pair = int(size), bytes.fromhex(root)
+            except ValueError:
+                pair = (-1, b"")
+            if pair[0] < 0 or len(pair[1]) != 32:
+                raise InputError(f"--trusted {value}: expected SIZE:ROOTHEX (a 64-digit root), "
+                                 "a checkpoint file or a folder of them")
+            found.append(pair)
+        elif path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.suffix == ".json")
+            if not files:
+                raise InputError(f"--trusted {path}: the folder holds no checkpoint (*.json)")
+            found += [_checkpoint_file(f) for f in files]
+        else:
+            found.append(_checkpoint_file(path))
+    return sorted(found, key=lambda cp: -(cp[0] if isinstance(cp, tuple) else cp.size))
 
 
 @ledger_app.command()
@@ -127,29 +155,77 @@ def log(
         typer.echo(f"{ledger}: no entries")
 
 
-@ledger_app.command()
-def verify(
-    ledger: Annotated[Path, typer.Argument(help="The ledger.")],
-    pubkey: Annotated[Path | None, Opt("--pubkey", help="The key checkpoints must be signed "
-                                       "with (else the one the file records).")] = None,
-    trusted: Annotated[str | None, Opt("--trusted", help="A checkpoint seen before: a file "
-                                       "from --checkpoint-out, or SIZE:ROOTHEX.")] = None,
-) -> None:
-    """Check every entry, checkpoint and signature; exit 3 naming what was tampered with."""
+TrustedOpt = Annotated[list[str] | None, Opt(
+    "--trusted", help="A checkpoint kept outside the ledger: a file from ledger checkpoint --out "
+    "or append --checkpoint-out, a folder of them, or SIZE:ROOTHEX; repeatable. The ledger must "
+    "still extend each one.")]
+NO_WITNESS = ("note: no --trusted checkpoint given: a ledger rolled back or truncated (its newest "
+              "entries removed with their checkpoints) cannot be detected from the file alone, "
+              "signed or not; keep checkpoints elsewhere (ledger checkpoint --out) and pass them "
+              "with --trusted")
+
+
+def _verified(ledger: Path, pubkey: Path | None, witnesses: list[Any]) -> tuple[Any, Any]:
+    """``(verify result, latest checkpoint or None)``; the problems printed and exit 3 when the
+    ledger fails."""
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
 
     public = keys.load_public_key(pubkey) if pubkey else None
     with Ledger.open(ledger) as book:
-        result = book.verify(public_key=public, trusted=_trusted(trusted))
-    if result.ok:
-        signed = f", {result.signatures_checked} signatures good" if result.signatures_checked \
-            else ""
-        typer.echo(f"ok: {result.size} entries, root {result.root.hex()}{signed}")
-        return
-    for problem in result.problems:
-        typer.echo(f"error: {problem}", err=True)
-    raise typer.Exit(EXIT_INTEGRITY)
+        result = book.verify(public_key=public, trusted=witnesses)
+        latest = book.checkpoint() if result.ok and result.size else None
+    if not result.ok:
+        for problem in result.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INTEGRITY)
+    return result, latest
+
+
+@ledger_app.command()
+def verify(
+    ledger: Annotated[Path, typer.Argument(help="The ledger.")],
+    pubkey: Annotated[Path | None, Opt("--pubkey", help="The key checkpoints must be signed "
+                                       "with (else the one the file records).")] = None,
+    trusted: TrustedOpt = None,
+) -> None:
+    """Check every entry, checkpoint and signature; exit 3 naming what was tampered with."""
+    witnesses = trusted_checkpoints(trusted or [])
+    result, _ = _verified(ledger, pubkey, witnesses)
+    if not witnesses:
+        typer.echo(NO_WITNESS)
+    signed = f", {result.signatures_checked} signatures good" if result.signatures_checked \
+        else ""
+    newest = witnesses[0][0] if witnesses and isinstance(witnesses[0], tuple) else \
+        witnesses[0].size if witnesses else None
+    extends = f"; extends {len(witnesses)} trusted checkpoint(s), the newest at size {newest}" \
+        if witnesses else ""
+    typer.echo(f"ok: {result.size} entries, root {result.root.hex()}{signed}{extends}")
+
+
+@ledger_app.command()
+def checkpoint(
+    ledger: Annotated[Path, typer.Argument(help="The ledger.")],
+    out: Annotated[list[Path] | None, Opt("--out", help="Also write the checkpoint here (a file, "
+                                          "or a folder: FOLDER/checkpoint-SIZE.json), ideally "
+                                          "on another machine or medium; repeatable.")] = None,
+    pubkey: Annotated[Path | None, Opt("--pubkey", help="The key checkpoints must be signed "
+                                       "with (else the one the file records).")] = None,
+    trusted: TrustedOpt = None,
+) -> None:
+    """Verify the ledger, then print its latest checkpoint and write witness copies of it."""
+    from poisonguard.io import write_text
+
+    _, latest = _verified(ledger, pubkey, trusted_checkpoints(trusted or []))
+    if latest is None:
+        raise InputError(f"{ledger}: no checkpoint yet (the ledger is empty)")
+    text = json.dumps(latest.to_dict(), sort_keys=True)
+    targets = [t / f"checkpoint-{latest.size:012d}.json" if t.is_dir() else t for t in out or []]
+    for target in targets:
+        write_text(target, text + "\n")
+    typer.echo(text)
+    if targets:
+        typer.echo(f"wrote {', '.join(str(t) for t in targets)}", err=True)
 
 
 @ledger_app.command()

@@ -124,6 +124,9 @@ def monitor_check(
     _check_out(out)
     profile = Profile.read(profile_path)
     ds = _load(batch, label, id_col, source_col)
+    history = None if no_history else History(db)
+    if history is not None:
+        history.check_store()  # a bad --db fails here, before any output is written
     start = time.perf_counter()
     monitor = DriftMonitor(alpha=alpha, correction="holm" if correction == "holm" else "bh",
                            ks_gate=ks_gate, psi_gate=psi_gate, tvd_gate=tvd_gate, auc_gate=auc_gate,
@@ -131,8 +134,7 @@ def monitor_check(
     report = monitor.check(profile, ds)
     seconds = time.perf_counter() - start
     written = [report.to_json(out / "drift.json"), report.to_html(out / "drift.html")]
-    if not no_history:
-        history = History(db)
+    if history is not None:
         check_id = history.record(report, batch=batch_name or batch)
         typer.echo(f"recorded check #{check_id} in {history.shown}", err=True)
     _print_check(report, seconds, written)

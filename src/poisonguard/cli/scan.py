@@ -211,15 +211,40 @@ def _report_paths(out: Path) -> list[Path]:
     return [out / "scores.csv", out / "report.json", out / "report.html"]
 
 
-def write_outputs(report: ScanReport, out: Path) -> list[Path]:
-    """``scores.csv``, ``report.json`` and ``report.html`` in ``out``."""
+def _file_digest(data: str) -> str | None:
+    """The SHA-256 of DATA when it is a file (None for a built-in data set's name)."""
+    if not Path(data).exists():
+        return None
+    from poisonguard.provenance.hashing import file_sha256
+
+    return file_sha256(data)
+
+
+def _fingerprint(data: str, before: str, *, label: str, id_col: str | None,
+                 source_col: str | None) -> dict[str, Any]:
+    """The scanned file's SHA-256 and the Merkle root a manifest with the same roles has, for
+    ``attest``; refuses a file that changed while it was read (the digest before loading it
+    must be the digest after hashing its rows)."""
+    from poisonguard.provenance.hashing import file_sha256
+    from poisonguard.provenance.manifest import fingerprint
+
+    found = fingerprint(data, label=label, id_col=id_col, source_col=source_col)
+    if not before == found["sha256"] == file_sha256(data):
+        raise InputError(f"{data}: the file changed while it was being scanned; scan it again")
+    return found
+
+
+def write_outputs(report: ScanReport, out: Path, *,
+                  provenance: dict[str, Any] | None = None) -> list[Path]:
+    """``scores.csv``, ``report.json`` (with ``provenance``, the scanned file's digests, when
+    given) and ``report.html`` in ``out``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
     paths = _report_paths(out)
     report.to_csv(paths[0])
-    report.to_json(paths[1])
+    report.to_json(paths[1], provenance=provenance)
     report.to_html(paths[2])
     return paths
 
@@ -295,6 +320,7 @@ def scan(
         io.file_format(write_clean)
     with Steps(quiet=quiet) as steps:
         steps("load data")
+        before = _file_digest(data)
         ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
         ref = None
         if reference is not None:
@@ -309,6 +335,11 @@ def scan(
         _check_classes(data, ds, label)
         if isinstance(n_budget, int) and n_budget > ds.n_rows:
             raise InputError(f"--budget of {n_budget} rows exceeds the {ds.n_rows} rows of {data}")
+        provenance = None
+        if before is not None:
+            steps("hash rows")
+            provenance = _fingerprint(data, before, label=label, id_col=id_col,
+                                      source_col=source_col)
         try:
             report = run_scan(ds, detectors=names, budget=n_budget, reference=ref, model=model,
                               embedder=embedder, random_state=seed, progress=steps)
@@ -324,7 +355,7 @@ def scan(
                 "detectors": names, "reference": ref, "model": model, "embedder": embedder})
             report = replace(report, self_test=result)
         steps("write reports")
-        written = write_outputs(report, out)
+        written = write_outputs(report, out, provenance=provenance)
         if write_clean is not None:
             written.append(_write_clean(report, ds, write_clean))
     _summary(report, f"scan: {data}", written)

@@ -53,7 +53,8 @@ def keygen(
 @app.command()
 def manifest(
     data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set.")],
-    out: Annotated[Path, Opt("--out", help="Manifest JSON; rows go to OUT.rows.parquet.")],
+    out: Annotated[Path, Opt("--out", help="Manifest JSON; its rows go beside it to "
+                             "OUT.rows.<digest>.parquet.")],
     label: Annotated[str, Opt("--label", help="Label column.")] = "label",
     id_col: Annotated[str | None, Opt("--id-col", help="Id column: rows are matched by it. "
                                       "Without one, rows are matched by content.")] = None,
@@ -71,7 +72,7 @@ def manifest(
     built, table = mf.build(data, label=label, id_col=id_col, source_col=source_col)
     final = mf.write(built, table, out, key=private)
     signed = f"signed by key id {final.signature['key_id'][:16]}..." if private else "unsigned"
-    typer.echo(f"wrote {out} and {mf.rows_path(out).name}: {final.rows} rows, keyed by "
+    typer.echo(f"wrote {out} and {final.rows_file['name']}: {final.rows} rows, keyed by "
                f"{final.keyed}, Merkle root {final.merkle_root}, {signed}")
 
 
@@ -155,7 +156,8 @@ def attest(
     fail_on: Annotated[float | None, Opt("--fail-on", help="Result FAILED when the flagged "
                                          "share exceeds this.")] = None,
 ) -> None:
-    """Write an in-toto Statement (test-result) binding a scan to the dataset's digest."""
+    """Write an in-toto Statement (test-result) binding a scan to the dataset's digest; exit 3
+    when the scan's rows (their Merkle root) are not the manifest's."""
     from poisonguard.io import write_text
     from poisonguard.provenance import attest as at
     from poisonguard.provenance import keys
@@ -178,16 +180,12 @@ def sources(
 ) -> None:
     """Rank sources by how often their rows are flagged across scans (Beta posterior)."""
     from poisonguard.io import report_csv
-    from poisonguard.provenance.attest import scan_summary
+    from poisonguard.provenance.attest import scan_sources
     from poisonguard.provenance.reputation import reputation
 
     records: list[dict[str, Any]] = []
     for folder in scan_dirs:
-        summary = scan_summary(folder)
-        if "sources" not in summary:
-            raise InputError(f"{folder}: the scan had no sources (scan with --source-col)")
-        records += [{"source": r["source"], "rows": r["rows"], "flagged": r["flagged"]}
-                    for r in summary["sources"]]
+        records += scan_sources(folder)
     table = reputation(records)
     if out is not None:
         report_csv(table, out)

@@ -13,11 +13,16 @@ trends) and ``labels`` (each check's label shares). ``meta`` holds the schema ve
 database written by another version is refused. Times are stored as ISO 8601 text in UTC (a
 naive ``when`` is taken as UTC); rows come back oldest first. Reading a database that holds
 no history yet returns nothing and creates nothing.
+
+A SQLite file is the history's own: one that holds other tables (a ledger, an application's
+database) is refused, naming it, and so is any file that is not SQLite (a CSV given to
+``--db`` by mistake), before anything is written to it. A database URL may be shared.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -54,6 +59,9 @@ CREATE TABLE IF NOT EXISTS poisonguard_labels (
 CREATE INDEX IF NOT EXISTS poisonguard_tests_check ON poisonguard_tests (check_id);
 CREATE INDEX IF NOT EXISTS poisonguard_labels_check ON poisonguard_labels (check_id)
 """
+_OWN_TABLES = frozenset({"poisonguard_meta", "poisonguard_checks", "poisonguard_tests",
+                         "poisonguard_labels"})
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHECK_COLUMNS = ("id, kind, batch, recorded_at, profile, reference, n_rows, alarm, summary, accuracy, "
                   "baseline, model")
 
@@ -156,9 +164,49 @@ class History:
         else:
             yield from self._begin_sqlalchemy()
 
+    def check_store(self) -> None:
+        """Refuse (:class:`InputError` naming it) a SQLite file that holds tables other than the
+        history's own or that is not SQLite at all; reads only. Recording and reading check
+        this too; a command calls it first to refuse before it writes anything else."""
+        if self._url is None:
+            self._check_own_file()
+
+    def _check_own_file(self) -> None:
+        p = self._path
+        if not os.path.lexists(p):
+            return
+        if p.is_dir():
+            raise InputError(f"{p}: is a directory, expected a SQLite file")
+        if not p.is_file():
+            raise InputError(f"{p}: not a regular file, expected a SQLite history database")
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise InputError(f"{p}: cannot open ({exc.strerror})") from None
+        if not head:
+            return  # an empty file: nothing in it to damage
+        if head != _SQLITE_MAGIC:
+            raise InputError(f"{p}: not a usable history database (not a SQLite file); give "
+                             "--db a history file or a new path")
+        try:
+            conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                names = {row[0] for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise InputError(f"{p}: not a usable history database ({exc})") from None
+        other = sorted(n for n in names if n not in _OWN_TABLES and not n.startswith("sqlite_"))
+        if other:
+            shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+            raise InputError(f"{p}: holds tables that are not poisonguard history ({shown}); "
+                             "refusing to add history to another database (a ledger?); give "
+                             "--db a file of its own")
+
     def _begin_sqlite(self) -> Iterator[_Connection]:
-        if self._path.is_dir():
-            raise InputError(f"{self._path}: is a directory, expected a SQLite file")
+        self._check_own_file()
         try:  # only writes get here for a file that does not exist yet
             self._path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self._path)

@@ -267,7 +267,10 @@ class Profile:
     def read(cls, path: str | Path) -> Profile:
         """Load a profile written by :meth:`to_json`; anything else raises a one-line error."""
         from poisonguard.io import read_json
+        from poisonguard.provenance.hashing import require_regular_file
 
+        if Path(path).exists():
+            require_regular_file(path, "drift profile")
         doc = read_json(path, "drift profile")
         if not isinstance(doc, dict) or "format" not in doc:
             raise InputError(f"{path}: not a drift profile (no \"format\": \"{FORMAT}\"; "
@@ -277,8 +280,10 @@ class Profile:
                              f"(expected {FORMAT!r})")
         try:
             profile = cls._from_content(doc)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise InputError(f"{path}: not a valid drift profile ({type(exc).__name__}: {exc})") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise InputError(f"{path}: not a valid drift profile ({type(exc).__name__}: "
+                             f"{first[:200]})") from None
         if doc.get("digest") != profile.digest:
             raise IntegrityError(f"{path}: content does not match the profile's digest "
                                  "(edited or corrupted); make it again with `monitor init`")

@@ -11,7 +11,15 @@ code point, so moving a column is not a change). Each cell is self-delimiting:
   written as ``0.0``;
 * null (a missing cell, NaN, or a string pandas reads as missing: ``""``, ``NA``, ``NaN``...):
   nine zero bytes;
-* any other string: ``0x02`` + its UTF-8 length as 4 bytes big-endian + the UTF-8 bytes.
+* any other string: ``0x02`` + its UTF-8 length as 4 bytes big-endian + the UTF-8 bytes;
+* a list (a Parquet list, or any array or tuple in a cell): ``0x03`` + its length as 8 bytes
+  big-endian + each element as a cell, recursively;
+* a struct (a dict in a cell): ``0x04`` + its number of fields as 8 bytes big-endian + for each
+  field, sorted by name, the name as a string cell and the value as a cell, recursively.
+
+Nested values are thus hashed element by element, never through their printed form (numpy
+prints ``...`` past 1,000 elements, which would let an edit to a long list pass unseen); they
+may be nested at most 64 levels deep.
 
 Only the typed values enter the hash, never the file's bytes, so the same table saved as CSV
 and as Parquet gives the same row hashes (CSV writes floats exactly since Python 3.1), and a
@@ -23,8 +31,11 @@ other arrays are flattened in C order, one cell per value.
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +45,13 @@ import pandas as pd
 
 from poisonguard.errors import InputError
 
-__all__ = ["MAGIC", "RowChunk", "chunk_from_frame", "dataset_chunks", "file_sha256", "row_hashes",
-           "table_chunks"]
+__all__ = ["MAGIC", "MAX_DEPTH", "RowChunk", "chunk_from_frame", "dataset_chunks", "file_sha256",
+           "require_regular_file", "row_hashes", "table_chunks"]
 
 MAGIC = b"PG\x01"
 _NULL = b"\x00" * 9
 _CHUNK_ROWS = 100_000
+MAX_DEPTH = 64  # levels of nesting a cell may have (lists of lists of ...)
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,40 @@ class RowChunk:
         return len(self.labels)
 
 
+def require_regular_file(path: str | Path, what: str) -> Path:
+    """``path`` when it is a regular file (or a link to one); an :class:`InputError` naming it
+    otherwise, before anything reads it: a FIFO or ``/dev/zero`` would never end."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such {what}") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{p}: is a directory, expected a {what}")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{p}: not a regular file (a pipe, device or socket), expected a {what}")
+    return p
+
+
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    """SHA-256 of a regular file's bytes, hex (read in 1 MiB blocks); an :class:`InputError`
+    naming anything else (checked on the opened file, so a swapped-in FIFO is refused too)."""
+    p = Path(path)
+    try:  # O_NONBLOCK: opening a FIFO returns at once, and fstat then refuses it
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(f"{p}: is a directory, expected a data file" if stat.S_ISDIR(mode)
+                         else f"{p}: not a regular file, expected a data file")
     h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
+    with os.fdopen(fd, "rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()
@@ -107,30 +149,49 @@ def _canonical_number(text: str) -> float | None:
     return None
 
 
+def _cell(value: Any, depth: int = 0) -> bytes:
+    """One value as a cell (module docstring), typed the way a CSV reader types it (so a chunk
+    that pandas typed otherwise hashes alike); lists and structs element by element."""
+    number: float | None = None
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA \
+            or value is pd.NaT:
+        return _NULL
+    if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
+        number = float(value)
+    elif isinstance(value, str):
+        if value in _NA_STRINGS:
+            return _NULL
+        number = _BOOL_STRINGS.get(value, _canonical_number(value))
+    elif isinstance(value, (np.ndarray, list, tuple, Mapping)):
+        return _nested_cell(value, depth)
+    else:  # dates and other objects: their text
+        value = str(value)
+    if number is not None:
+        return bytes(_numeric_block(np.array([[number]]))[0].tobytes())
+    return _string_cell(str(value))
+
+
+def _nested_cell(value: np.ndarray | list[Any] | tuple[Any, ...] | Mapping[Any, Any],
+                 depth: int) -> bytes:
+    """A list (``0x03``) or a struct (``0x04``): its length, then its elements as cells."""
+    if depth >= MAX_DEPTH:
+        raise InputError(f"a value is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        fields = sorted(((str(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        return b"".join([b"\x04", len(fields).to_bytes(8, "big"),
+                         *(_string_cell(k) + _cell(v, depth + 1) for k, v in fields)])
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _cell(value.item(), depth)
+    head = b"\x03" + len(value).to_bytes(8, "big")
+    if isinstance(value, np.ndarray) and value.ndim == 1 and _is_numeric(value):
+        # the same bytes as one numeric cell per element, in one step
+        return head + bytes(_numeric_block(value.reshape(1, -1))[0].tobytes())
+    return b"".join([head, *(_cell(v, depth + 1) for v in value)])
+
+
 def _object_cells(values: np.ndarray) -> list[bytes]:
-    """One cell per value of an object column: numbers, nulls and strings mixed, typed the way
-    a CSV reader types them (so a chunk that pandas typed otherwise hashes alike)."""
-    cells: list[bytes] = []
-    for value in values:
-        number: float | None = None
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA \
-                or value is pd.NaT:
-            cells.append(_NULL)
-            continue
-        if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
-            number = float(value)
-        elif isinstance(value, str):
-            if value in _NA_STRINGS:
-                cells.append(_NULL)
-                continue
-            number = _BOOL_STRINGS.get(value, _canonical_number(value))
-        else:  # dates and other objects: their text
-            value = str(value)
-        if number is not None:
-            cells.append(_numeric_block(np.array([[number]]))[0].tobytes())
-        else:
-            cells.append(_string_cell(str(value)))
-    return cells
+    """One cell per value of an object column: numbers, nulls, strings, lists and structs."""
+    return [_cell(value) for value in values]
 
 
 def _is_numeric(values: np.ndarray) -> bool:
@@ -229,7 +290,12 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
     text = {c: str for c in (id_col, source_col) if c is not None}
     start = 0
     if fmt == "csv":
+        from poisonguard.io import _check_csv_shape
+
         try:
+            # ragged rows are refused as scan refuses them (pandas would fill short rows with
+            # nulls); the check streams the file and its list of row lines is freed here
+            _check_csv_shape(p)
             header = list(pd.read_csv(p, nrows=0).columns)
             _check_columns(header, str(p), label, id_col, source_col)
             reader = pd.read_csv(p, chunksize=chunk_rows, dtype=text)
@@ -237,7 +303,8 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
                 yield chunk_from_frame(frame, start, label=label, id_col=id_col,
                                        source_col=source_col, where=str(p))
                 start += len(frame)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                csv.Error) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"{p}: cannot read as CSV: {first}") from None
     else:
@@ -246,14 +313,15 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
 
         try:
             pf = pq.ParquetFile(p)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{p}: cannot read as Parquet: {exc}") from None
-        _check_columns(list(pf.schema_arrow.names), str(p), label, id_col, source_col)
-        for batch in pf.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            yield chunk_from_frame(frame, start, label=label, id_col=id_col,
-                                   source_col=source_col, where=str(p))
-            start += len(frame)
+            _check_columns(list(pf.schema_arrow.names), str(p), label, id_col, source_col)
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                frame = batch.to_pandas()
+                yield chunk_from_frame(frame, start, label=label, id_col=id_col,
+                                       source_col=source_col, where=str(p))
+                start += len(frame)
+        except (pa.ArrowException, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{p}: cannot read as Parquet: {first}") from None
 
 
 def dataset_chunks(ds: Any, *, keyed: bool, chunk_rows: int = _CHUNK_ROWS) -> Iterator[RowChunk]:

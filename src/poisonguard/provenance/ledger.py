@@ -6,7 +6,10 @@ append adds a checkpoint: the tree's size and root, ed25519-signed when the ledg
 with a public key. The entry, its checkpoint and the tree's frontier are written in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent appends queue and a killed process leaves the
 ledger as it was. :meth:`Ledger.verify` recomputes everything and reports tampering as
-problems; a checkpoint seen earlier (``trusted``) also catches a rewrite of the whole file.
+problems. What no check of the file alone can catch is a *rollback*: the newest entries removed
+with their checkpoints and the frontier put back, which leaves an older state that is whole and,
+in a signed ledger, signed. Only a checkpoint kept outside the file (``trusted``: a witness
+copy) catches that, and a rewrite of the whole file in an unsigned ledger.
 
 The file is in SQLite's WAL mode with ``synchronous = NORMAL``: appends take a fraction of a
 millisecond and are atomic whatever happens; a power cut (not a killed process) may lose the
@@ -34,6 +37,7 @@ import hashlib
 import os
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +91,13 @@ def _span(first: int, last: int) -> str:
     return f"entry {first}" if first == last else f"entries {first}..{last}"
 
 
+def _why(exc: BaseException) -> str:
+    """An OS or SQLite error in a few words."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -125,18 +136,34 @@ class Checkpoint:
                 "signature": None if self.signature is None else self.signature.hex()}
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any]) -> Checkpoint:
-        """The checkpoint :meth:`to_dict` wrote."""
+    def from_dict(cls, obj: Any) -> Checkpoint:
+        """The checkpoint :meth:`to_dict` wrote; an :class:`InputError` naming the field that is
+        missing or of the wrong type."""
+        if not isinstance(obj, dict):
+            raise InputError(f"not a ledger checkpoint (a JSON {type(obj).__name__}, expected an "
+                             "object with size and root)")
+        size, root, sig = obj.get("size"), obj.get("root"), obj.get("signature")
+        key_id, created = obj.get("key_id"), obj.get("created", "")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InputError(f"not a ledger checkpoint (field 'size' must be a whole number, "
+                             f"got {str(size)[:40]!r})")
+        for name, value, optional in (("root", root, False), ("signature", sig, True),
+                                      ("key_id", key_id, True), ("created", created, False)):
+            if not isinstance(value, str) and not (optional and value is None):
+                raise InputError(f"not a ledger checkpoint (field '{name}' must be a string, "
+                                 f"got {str(value)[:40]!r})")
         try:
-            sig = obj.get("signature")
-            cp = cls(int(obj["size"]), bytes.fromhex(obj["root"]), str(obj.get("created", "")),
-                     obj.get("key_id"), None if sig is None else bytes.fromhex(sig))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"not a ledger checkpoint ({type(exc).__name__}: {exc})") from None
+            cp = cls(size, bytes.fromhex(str(root)), str(created), key_id,
+                     None if sig is None else bytes.fromhex(str(sig)))
+        except ValueError as exc:
+            raise InputError(f"not a ledger checkpoint (a field is not hex: {exc})") from None
         if cp.size < 0 or len(cp.root) != 32:
             raise InputError(f"not a ledger checkpoint (size {cp.size}, root of {len(cp.root)} "
                              "bytes; expected size >= 0 and 32 bytes)")
         return cp
+
+
+_Trusted = Checkpoint | tuple[int, bytes]
 
 
 @dataclass(frozen=True)
@@ -237,10 +264,12 @@ class Ledger:
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.execute("INSERT INTO frontier VALUES (0, ?)", (merkle.Frontier().to_bytes(),))
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            p.unlink()
+            p.unlink(missing_ok=True)
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise InputError(f"{p}: cannot create the ledger ({_why(exc)})") from None
             raise
         return cls(p, conn, meta)
 
@@ -310,11 +339,18 @@ class Ledger:
             raise InputError(f"'payload' must be bytes (got {type(payload).__name__})")
         self._signing_check(key)
         digest = hashlib.sha256(payload).hexdigest()
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise InputError(f"{self.path}: cannot write to the ledger ({exc})") from None
+            return self._append(kind, name, digest, payload, key)
+        except sqlite3.IntegrityError as exc:  # a constraint or trigger that is not ours
+            raise IntegrityError(f"{self.path}: the append was refused ({_why(exc)}); the ledger "
+                                 "was altered; run ledger verify") from None
+        except (sqlite3.Error, OSError) as exc:  # read-only, immutable, full disk, locked...
+            raise InputError(f"{self.path}: cannot write to the ledger ({_why(exc)})") from None
+
+    def _append(self, kind: str, name: str, digest: str, payload: bytes,
+                key: Ed25519PrivateKey | None) -> Checkpoint:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
             frontier = self._frontier()
             last = conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
@@ -407,23 +443,32 @@ class Ledger:
                                 tuple(merkle.consistency_proof(leaves, old_size)))
 
     def verify(self, *, public_key: Ed25519PublicKey | None = None,
-               trusted: Checkpoint | tuple[int, bytes] | None = None) -> VerifyResult:
+               trusted: _Trusted | Sequence[_Trusted] | None = None) -> VerifyResult:
         """Recompute every leaf, every checkpoint's root and signature and the tree frontier,
-        and with ``trusted`` (a checkpoint seen before) check the ledger still extends it.
+        and with ``trusted`` (checkpoints seen before, kept outside this file) check the ledger
+        still extends each of them.
 
         Tampering never raises: each finding is one line in ``problems`` naming the entry or
         checkpoint. Signatures are checked against ``public_key`` when given, else against
-        the key the ledger records; with either, every checkpoint must be signed by it.
+        the key the ledger records; with either, every checkpoint must be signed by it. Without
+        ``trusted`` a rollback (the newest entries removed with their checkpoints) cannot be
+        seen: the older state is whole and signed.
         """
-        t_size, t_root = (trusted.size, trusted.root) if isinstance(trusted, Checkpoint) \
-            else trusted if trusted is not None else (0, merkle.EMPTY_ROOT)
-        if not isinstance(t_size, int) or t_size < 0 or len(t_root) != 32:
-            raise InputError(f"'trusted' must be a checkpoint or (size >= 0, 32-byte root) "
-                             f"(got size {t_size!r}, root of {len(t_root)} bytes)")
+        given = [] if trusted is None else [trusted] if isinstance(trusted, Checkpoint) or (
+            isinstance(trusted, tuple) and len(trusted) == 2 and isinstance(trusted[1], bytes)) \
+            else list(trusted)
+        witnessed: dict[int, set[bytes]] = {}
+        for item in given:
+            t_size, t_root = (item.size, item.root) if isinstance(item, Checkpoint) else item
+            if isinstance(t_size, bool) or not isinstance(t_size, int) or t_size < 0 or \
+                    not isinstance(t_root, bytes) or len(t_root) != 32:
+                raise InputError("'trusted' must be checkpoints or (size >= 0, 32-byte root) "
+                                 f"pairs (got size {t_size!r}, root {t_root!r:.20})")
+            witnessed.setdefault(t_size, set()).add(t_root)
         found = _Problems()
         self._conn.execute("BEGIN")  # one snapshot, even while others append
         try:
-            return self._verify(found, public_key, trusted is not None, t_size, t_root)
+            return self._verify(found, public_key, witnessed)
         except sqlite3.DatabaseError as exc:
             found.add("read errors", f"cannot read the ledger: {exc}")
             return VerifyResult(False, 0, merkle.EMPTY_ROOT, found.lines(), 0)
@@ -431,8 +476,8 @@ class Ledger:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
 
-    def _verify(self, found: _Problems, public_key: Ed25519PublicKey | None, has_trusted: bool,
-                t_size: int, t_root: bytes) -> VerifyResult:
+    def _verify(self, found: _Problems, public_key: Ed25519PublicKey | None,
+                witnessed: dict[int, set[bytes]]) -> VerifyResult:
         conn = self._conn
         for (line,) in conn.execute("PRAGMA integrity_check"):
             if line != "ok":
@@ -440,7 +485,8 @@ class Ledger:
         vkey = self._verifying_key(found, public_key)
         checkpoints = {row[0]: Checkpoint(*row)
                        for row in conn.execute(f"SELECT {_CP_COLUMNS} FROM checkpoints")}
-        frontier, leaves, expected = merkle.Frontier(), [], 1
+        frontier, expected = merkle.Frontier(), 1
+        self._check_trusted(found, witnessed, frontier)
         for seq, kind, name, digest, created, payload, leaf in conn.execute(
                 "SELECT seq, kind, name, digest, created, payload, leaf FROM entries ORDER BY seq"):
             if seq != expected:
@@ -459,8 +505,8 @@ class Ledger:
             if leaf != computed:
                 found.add("leaves not matching their entry",
                           f"entry {seq}: stored leaf does not match its fields")
-            leaves.append(computed)
             frontier = frontier.append(computed)
+            self._check_trusted(found, witnessed, frontier)
             cp = checkpoints.get(frontier.size)
             if cp is not None and cp.root != frontier.root():
                 found.add("checkpoints not matching the entries",
@@ -474,14 +520,21 @@ class Ledger:
             stored = None
         if stored != frontier:
             found.add("frontier", f"tree frontier: the stored state does not match the {n} entries")
-        if has_trusted and t_size > n:
-            found.add("trusted", f"trusted checkpoint {t_size}: beyond the last entry ({n}); "
-                      "entries were removed")
-        elif has_trusted and not merkle.verify_consistency(
-                t_size, n, t_root, top, merkle.consistency_proof(leaves, t_size)):
-            found.add("trusted", f"trusted checkpoint {t_size}: the entries no longer extend it "
-                      f"(root {t_root.hex()[:16]}...); history was rewritten")
+        beyond = sorted(size for size in witnessed if size > n)
+        if beyond:
+            found.add("trusted", f"trusted checkpoint {beyond[-1]}: beyond the last entry ({n}); "
+                      "entries were removed (the ledger was rolled back or truncated)")
         return VerifyResult(not found.found, n, top, found.lines(), checked)
+
+    @staticmethod
+    def _check_trusted(found: _Problems, witnessed: dict[int, set[bytes]],
+                       frontier: merkle.Frontier) -> None:
+        """Whether the entries so far (``frontier``) have the root each trusted checkpoint of
+        their size records: the ledger then extends it (RFC 9162 consistency, by recomputing)."""
+        for root in sorted(witnessed.get(frontier.size, ())):
+            if root != frontier.root():
+                found.add("trusted", f"trusted checkpoint {frontier.size}: the entries no longer "
+                          f"extend it (root {root.hex()[:16]}...); history was rewritten")
 
     def _verifying_key(self, found: _Problems,
                        public_key: Ed25519PublicKey | None) -> Ed25519PublicKey | None:

@@ -4,9 +4,14 @@
 6962 Merkle root over the row hashes (:mod:`poisonguard.provenance.hashing`) with leaves ordered
 by id (by row hash when there is no id column: the manifest is then keyed by content and row
 order never matters), rows per source, the creation time (``SOURCE_DATE_EPOCH`` pins it) and an
-optional ed25519 signature over the canonical JSON of everything else. ``M.rows.parquet`` holds
-``id, hash, source, row`` per row in leaf order; its SHA-256 is in the manifest, so the pair is
-checked as one.
+optional ed25519 signature over the canonical JSON of everything else. The sidecar
+``M.rows.<first 16 hex digits of its SHA-256>.parquet`` holds ``id, hash, source, row`` per row in
+leaf order; its name and SHA-256 are in the manifest, so the pair is checked as one.
+
+The pair is written so that a reader sees the old pair or the new one, whatever stops the
+writer: the sidecar first, under a name no other content has, then ``M.json`` (atomically), and
+only then is the sidecar the old manifest named removed. Readers take the sidecar's name from
+the manifest and accept only a bare file name in the manifest's folder.
 """
 
 from __future__ import annotations
@@ -26,10 +31,26 @@ import pandas as pd
 
 from poisonguard.errors import InputError
 from poisonguard.provenance import merkle
-from poisonguard.provenance.hashing import RowChunk, dataset_chunks, file_sha256, row_hashes, table_chunks
+from poisonguard.provenance._schema import check_manifest
+from poisonguard.provenance._sidecar import (
+    bare_name,
+    is_sidecar_of,
+    previous_sidecar,
+    remove_old_sidecar,
+    sidecar_name,
+    write_sidecar,
+)
+from poisonguard.provenance.hashing import (
+    RowChunk,
+    dataset_chunks,
+    file_sha256,
+    require_regular_file,
+    row_hashes,
+    table_chunks,
+)
 
-__all__ = ["FORMAT", "Manifest", "RowTable", "build", "canonical_json", "collect", "read",
-           "read_dict", "rows_path", "sign", "write"]
+__all__ = ["FORMAT", "Manifest", "RowTable", "build", "canonical_json", "collect", "fingerprint",
+           "is_sidecar_of", "read", "read_dict", "sidecar_name", "sidecar_path", "sign", "write"]
 
 FORMAT = "poisonguard-manifest/1"
 _SLICE = 1 << 18  # rows hashed, written or placed at a time
@@ -40,11 +61,13 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def rows_path(manifest_path: str | Path) -> Path:
-    """``M.json`` -> ``M.rows.parquet`` (the per-row sidecar)."""
-    p = Path(manifest_path)
-    stem = p.name[:-5] if p.name.endswith(".json") else p.name
-    return p.with_name(stem + ".rows.parquet")
+def sidecar_path(manifest: Manifest, manifest_path: str | Path) -> Path:
+    """Where the manifest's sidecar is: the name it records, in the manifest's folder."""
+    name = manifest.rows_file.get("name", "")
+    if not isinstance(name, str) or not bare_name(name):
+        raise InputError(f"{manifest_path}: field 'rows_file.name' must be a file name in the "
+                         f"manifest's folder (got {str(name)[:80]!r})")
+    return Path(manifest_path).with_name(name)
 
 
 def _perfect_root(nodes: list[bytes]) -> bytes:
@@ -105,15 +128,20 @@ class RowTable:
 
     def to_parquet(self, path: Path) -> None:
         """Write ``id, hash, source, row`` atomically, 262,144 rows per row group."""
+        from poisonguard.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            self._write_parquet(tmp)
+
+    def _write_parquet(self, target: Path) -> None:
+        """Write the table to ``target`` as it is (not atomic)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from poisonguard.io import atomic_path
 
         schema = pa.schema([("id", pa.string()), ("hash", pa.binary(32)),
                             ("source", pa.dictionary(pa.int32(), pa.string())),
                             ("row", pa.int64())])
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+        with pq.ParquetWriter(target, schema, compression="zstd") as out:
             for start in range(0, max(self.n_rows, 1), _SLICE):
                 part = slice(start, start + _SLICE)
                 m = len(self.hashes[part])
@@ -137,10 +165,11 @@ class RowTable:
         import pyarrow.parquet as pq
 
         try:
+            require_regular_file(path, "manifest rows file")
             t = pq.read_table(path)
         except FileNotFoundError:
             raise InputError(f"{path}: the manifest's rows file is missing") from None
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a manifest rows file ({exc})") from None
         if set(t.column_names) != {"id", "hash", "source", "row"} or \
                 t.schema.field("hash").type != pa.binary(32):
@@ -204,10 +233,7 @@ def _chunks(data: str, *, label: str, id_col: str | None, source_col: str | None
         ds = load_dataset(data)
         return dataset_chunks(ds, keyed=False, chunk_rows=chunk_rows), {
             "path": data, "format": "builtin"}
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a data file")
+    require_regular_file(p, "data file")
     fmt = io.file_format(p)
     info = {"path": p.name, "format": fmt, "sha256": file_sha256(p), "bytes": p.stat().st_size}
     if fmt == "npz":
@@ -236,7 +262,11 @@ def collect(data: str, *, label: str = "label", id_col: str | None = None,
         for chunk in chunks:
             if names is None:
                 names = [name for name, _ in chunk.features]
-            h = row_hashes(chunk)
+            try:
+                h = row_hashes(chunk)
+            except InputError as exc:  # a value nested too deeply: name the file and rows
+                raise InputError(f"{data}: rows {chunk.start}..{chunk.start + chunk.n_rows - 1}: "
+                                 f"{exc}") from None
             scratch.write(h.tobytes())
             n += len(h)
             if chunk.ids is not None:
@@ -283,6 +313,17 @@ def collect(data: str, *, label: str = "label", id_col: str | None = None,
     return table, info, names, keyed
 
 
+def fingerprint(data: str | Path, *, label: str = "label", id_col: str | None = None,
+                source_col: str | None = None) -> dict[str, Any]:
+    """What a scan records of the data file it scanned, for ``attest``: its name, SHA-256, row
+    count and the Merkle root :func:`build` gives it with the same roles (``merkle_root``)."""
+    table, info, _, keyed = collect(str(data), label=label, id_col=id_col,
+                                    source_col=source_col)
+    return {"path": info["path"], "sha256": info.get("sha256"), "rows": info["rows"],
+            "keyed": keyed, "merkle_root": table.root().hex(),
+            "columns": {"label": label, "id": id_col, "source": source_col}}
+
+
 def build(data: str, *, label: str = "label", id_col: str | None = None,
           source_col: str | None = None,
           chunk_rows: int = 100_000) -> tuple[Manifest, RowTable]:
@@ -315,37 +356,45 @@ def sign(manifest: Manifest, key: Any) -> Manifest:
 
 
 def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None) -> Manifest:
-    """Write ``M.rows.parquet`` then ``M.json`` (atomically); returns the manifest as written
-    (with the rows file's name and digest, re-signed with ``key`` when given)."""
+    """Write the sidecar ``M.rows.<digest>.parquet``, then ``M.json`` (both atomically), then
+    remove the sidecar the replaced ``M.json`` named; returns the manifest as written (with the
+    sidecar's name and digest, re-signed with ``key`` when given)."""
     from poisonguard.io import write_text
 
     p = Path(path)
-    side = rows_path(p)
-    table.to_parquet(side)
+    previous = previous_sidecar(p, FORMAT)
+    side, digest = write_sidecar(table._write_parquet, p)
     final = Manifest(**{**manifest.__dict__, "signature": {},
-                        "rows_file": {"name": side.name, "sha256": file_sha256(side)}})
-    if key is not None:
-        final = sign(final, key)
-    write_text(p, json.dumps(final.to_dict(), indent=2, sort_keys=True) + "\n")
+                        "rows_file": {"name": side.name, "sha256": digest}})
+    try:
+        if key is not None:
+            final = sign(final, key)
+        write_text(p, json.dumps(final.to_dict(), indent=2, sort_keys=True) + "\n")
+    except BaseException:  # the old manifest stays, with its sidecar; the new one goes
+        if side.name != previous:
+            side.unlink(missing_ok=True)
+        raise
+    if previous is not None and previous != side.name and is_sidecar_of(p, previous):
+        remove_old_sidecar(p.with_name(previous))
     return final
 
 
 def read(path: str | Path) -> Manifest:
-    """Read ``M.json``; :class:`InputError` naming the file when it is missing or not ours."""
+    """Read ``M.json``; :class:`InputError` naming the file when it is missing, not a regular
+    file, not ours, or has a field of the wrong type or one it should not have."""
     from poisonguard.io import read_json
 
+    if Path(path).exists():
+        require_regular_file(path, "manifest")
     return read_dict(read_json(path, "manifest"), path)
 
 
 def read_dict(obj: Any, p: str | Path) -> Manifest:
-    """A manifest from its parsed JSON (``p`` names it in errors)."""
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise InputError(f"{p}: not a poisonguard manifest (no \"format\": \"{FORMAT}\")")
-    try:
-        return Manifest(data=dict(obj["data"]), columns=dict(obj["columns"]), rows=int(obj["rows"]),
-                        keyed=str(obj["keyed"]), merkle_root=str(obj["merkle_root"]),
-                        sources={str(k): int(v) for k, v in obj["sources"].items()},
-                        rows_file=dict(obj["rows_file"]), created=str(obj["created"]),
-                        signature=dict(obj.get("signature") or {}))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{p}: malformed manifest (field {exc})") from None
+    """A manifest from its parsed JSON (``p`` names it in errors). Every field must be one a
+    manifest has, of its type: a field no signature covers, or a count written as text, is
+    refused naming the field."""
+    check_manifest(obj, p, FORMAT)
+    return Manifest(data=dict(obj["data"]), columns=dict(obj["columns"]), rows=obj["rows"],
+                    keyed=obj["keyed"], merkle_root=obj["merkle_root"],
+                    sources=dict(obj["sources"]), rows_file=dict(obj["rows_file"]),
+                    created=obj["created"], signature=dict(obj.get("signature", {})))

@@ -10,8 +10,15 @@ from typing import Any
 from poisonguard.errors import InputError
 from poisonguard.provenance import keys
 from poisonguard.provenance.diff import Changes, compare
-from poisonguard.provenance.hashing import file_sha256
-from poisonguard.provenance.manifest import Manifest, RowTable, canonical_json, collect, read
+from poisonguard.provenance.hashing import file_sha256, require_regular_file
+from poisonguard.provenance.manifest import (
+    Manifest,
+    RowTable,
+    canonical_json,
+    collect,
+    read,
+    sidecar_path,
+)
 
 __all__ = ["Verification", "check_signature", "rows_of", "verify"]
 
@@ -44,6 +51,8 @@ def check_signature(manifest: Manifest, public_key: Any = None) -> tuple[str, li
     if sig.get("algorithm") != "ed25519":
         return "malformed", [f"unknown signature algorithm {sig.get('algorithm')!r}"]
     problems = []
+    if sig.get("key_id") != keys.key_id(embedded):
+        problems.append("the manifest's signature names another key id than its public key's")
     if not keys.verify_signature(embedded, value, canonical_json(manifest.body())):
         problems.append("the manifest was edited after it was signed (signature does not match)")
     if public_key is not None and keys.key_id(public_key) != keys.key_id(embedded):
@@ -58,11 +67,9 @@ def check_signature(manifest: Manifest, public_key: Any = None) -> tuple[str, li
 
 
 def rows_of(manifest: Manifest, manifest_path: Path) -> tuple[RowTable | None, list[str]]:
-    """The manifest's rows file, or None and why it cannot be trusted."""
-    name = manifest.rows_file.get("name") or ""
-    side = manifest_path.with_name(name) if name else None
-    if side is None or Path(name).name != name:
-        return None, ["the manifest names no valid rows file"]
+    """The manifest's rows file (the name it records, in its folder), or None and why it cannot
+    be trusted."""
+    side = sidecar_path(manifest, manifest_path)
     if not side.exists():
         return None, [f"{side}: the manifest's rows file is missing"]
     if file_sha256(side) != manifest.rows_file.get("sha256"):
@@ -85,6 +92,8 @@ def verify(data: str, manifest_path: str | Path, *, public_key: Any = None) -> V
 
     if not Path(data).exists() and data not in DATASETS:
         raise InputError(f"{data}: no such file")
+    if Path(data).exists():  # bad input, not a changed file: a FIFO or device never ends
+        require_regular_file(data, "data file")
     try:
         table, info, names, _ = collect(data, label=str(cols.get("label") or "label"),
                                         id_col=cols.get("id"), source_col=cols.get("source"))
