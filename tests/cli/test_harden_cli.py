@@ -163,3 +163,26 @@ def test_dp_sgd_round_trip(digits: tuple[Path, Path], tmp_path: Path) -> None:
     assert np.allclose(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
     assert spec["privacy"]["epsilon"] == pytest.approx(fitted.epsilon_)
     assert loaded.group_privacy(2)[0] == pytest.approx(2 * fitted.epsilon_)
+
+
+def test_scan_then_harden_in_one_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "flipped.csv"
+    assert main(["datasets", "export", "breast_cancer", "--out", str(tmp_path / "bc.csv")]) == 0
+    assert main(["attack", str(tmp_path / "bc.csv"), "--attack", "label-flip", "--rate", "0.1",
+                 "--out", str(data)]) == 0
+    out = tmp_path / "scan"
+    assert main(["scan", str(data), "--out", str(out), "-q", "--harden", "dpa",
+                 "--harden-param", "n_partitions=5"]) == 0
+    scores = pd.read_csv(out / "scores.csv")
+    spec = json.loads((out / "model" / "spec.json").read_text())
+    assert spec["defense"] == "dpa"
+    assert spec["trained_on"]["rows"] == len(scores) - int(scores["flagged"].sum())
+    assert main(["certify", str(out / "model"), str(tmp_path / "bc.csv"), "--out",
+                 str(tmp_path / "c")]) == 0
+    curve = pd.read_csv(tmp_path / "c" / "curve.csv")
+    assert curve["certified_accuracy"].iloc[0] >= 0.9  # five parts of ~100 clean-ish rows
+    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(tmp_path / "s2"), "-q", "--model-out",
+                 str(tmp_path / "m2")]) == 2
+    assert capsys.readouterr().err == ("error: --harden-param and --model-out belong to --harden: "
+                                       "give --harden NAME\n")

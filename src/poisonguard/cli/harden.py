@@ -23,7 +23,7 @@ from poisonguard.errors import InputError
 if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
 
-__all__ = ["certify", "harden"]
+__all__ = ["certify", "check_model_out", "fit_and_save", "harden", "make_defense"]
 
 Opt = typer.Option
 
@@ -76,28 +76,47 @@ def harden(
     seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Train a defended model on DATA and write it (no pickle)."""
-    from poisonguard import io
+    model = make_defense(defense, param or [])
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    check_model_out(out)
+    fit_and_save(model, ds, out, label=label, seed=seed, title=f"harden: {ds.name}")
+
+
+def make_defense(defense: str, pairs: list[str], option: str = "--defense") -> Any:
+    """A defence by name with ``KEY=VALUE`` parameters; unknown names and keys are one line."""
     from poisonguard.defenses import DEFENSES, get_defense
-    from poisonguard.defenses.store import save_model
 
     if defense not in DEFENSES:
-        raise InputError(f"--defense {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
-    params = _parse_params(param or [], defense)
-    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+        raise InputError(f"{option} {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
+    return get_defense(defense, **_parse_params(pairs, defense))
+
+
+def check_model_out(out: Path, option: str = "--out") -> None:
+    """Refuse a model folder that is a file or would overwrite an input, before any work."""
+    from poisonguard import io
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{option} {out}: is a file, expected a folder")
     for name in ("spec.json", "arrays.npz"):
-        io.check_output(out / name, "--out")
+        io.check_output(out / name, option)
+
+
+def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, title: str,
+                 option: str = "--defense") -> Any:
+    """Encode ``ds``, fit ``model`` on it, write the model folder ``out`` and print a summary."""
+    from poisonguard.defenses.store import save_model
+
     X, encoding = _encode(ds)
-    model = get_defense(defense, **params)
     try:
         model.fit(X, ds.y)
     except ValueError as exc:  # a parameter value the defence refuses
-        raise InputError(f"--defense {defense}: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"{option} {model.name}: {str(exc).splitlines()[0]}") from None
     origin = ds.origin
     trained = {"name": ds.name, "rows": ds.n_rows, "label": label,
                "sha256": _sha256(origin.path) if origin is not None and origin.path else None}
     save_model(model, out, spec={"encoding": encoding, "trained_on": trained, "seed": seed})
     train_acc = float(np.mean(model.predict(X) == np.asarray(ds.y)))
-    row: dict[str, Any] = {"defence": defense, "rows": ds.n_rows, "features": X.shape[1],
+    row: dict[str, Any] = {"defence": model.name, "rows": ds.n_rows, "features": X.shape[1],
                            "classes": len(model.classes_), "train accuracy": f"{train_acc:.3f}"}
     if hasattr(model, "epsilon_"):
         row["epsilon"] = f"{model.epsilon_:.3g}"
@@ -105,8 +124,9 @@ def harden(
     if hasattr(model, "estimators_"):
         row["models"] = len(model.estimators_)
         row["abstaining"] = model.n_abstaining_
-    echo_table([row], title=f"harden: {ds.name}")
+    echo_table([row], title=title)
     typer.echo(f"wrote {out / 'spec.json'} and {out / 'arrays.npz'}", err=True)
+    return model
 
 
 def _sha256(path: str) -> str:

@@ -46,12 +46,9 @@ def redteam(
     names = tuple(a.strip() for a in attacks.split(",")) if attacks else None
     guard = None
     if defense is not None:
-        from poisonguard.cli.harden import _parse_params
-        from poisonguard.defenses import DEFENSES, get_defense
+        from poisonguard.cli.harden import make_defense
 
-        if defense not in DEFENSES:
-            raise InputError(f"--defense {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
-        guard = get_defense(defense, **_parse_params(param or [], defense))
+        guard = make_defense(defense, param or [])
     elif param:
         raise InputError("--param sets a defence's parameter: it needs --defense")
     report = run_redteam(ds, model=model, budgets=fractions, attacks=names, seed=seed,

@@ -305,6 +305,12 @@ def scan(
                                    "family into a copy of the data, scan the copy the same way and "
                                    "report per family what the scan finds on this data.")] = False,
     self_test_rate: Annotated[float, Opt(help="Share of rows planted per canary family.")] = 0.02,
+    harden: Annotated[str | None, Opt(help="Then train this defence (see `poisonguard defenses`) "
+                                           "on the unflagged rows: defence in depth.")] = None,
+    harden_param: Annotated[list[str] | None, Opt(help="A parameter of the --harden defence, "
+                                                       "KEY=VALUE (repeatable).")] = None,
+    model_out: Annotated[Path | None, Opt(help="Folder for the --harden model (default: "
+                                               "OUT/model).")] = None,
 ) -> None:
     """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
     from poisonguard import io
@@ -318,6 +324,15 @@ def scan(
     _check_out(out)
     if write_clean is not None:
         io.file_format(write_clean)
+    defence = None
+    if harden is not None:
+        from poisonguard.cli.harden import check_model_out, make_defense
+
+        defence = make_defense(harden, harden_param or [], "--harden")
+        model_out = model_out or out / "model"
+        check_model_out(model_out, "--model-out")
+    elif harden_param or model_out is not None:
+        raise InputError("--harden-param and --model-out belong to --harden: give --harden NAME")
     with Steps(quiet=quiet) as steps:
         steps("load data")
         before = _file_digest(data)
@@ -358,6 +373,14 @@ def scan(
         written = write_outputs(report, out, provenance=provenance)
         if write_clean is not None:
             written.append(_write_clean(report, ds, write_clean))
+        if defence is not None and model_out is not None:
+            from poisonguard.cli.harden import fit_and_save
+
+            steps(f"harden: train {harden} on the unflagged rows")
+            fit_and_save(defence, report.clean(), model_out, label=label, seed=seed,
+                         title=f"harden: {harden} on {ds.n_rows - report.n_flagged} unflagged rows",
+                         option="--harden")
+            written += [model_out / "spec.json", model_out / "arrays.npz"]
     _summary(report, f"scan: {data}", written)
     share = report.n_flagged / ds.n_rows
     if fail_on is not None and share > fail_on:

@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from poisonguard.defenses._base import Certificate, register
+from poisonguard.defenses.robust import RobustLinear
 
 __all__ = ["FiniteAggregation", "PartitionEnsemble", "bucket_radius", "certificate_radius", "partition_index",
            "spread_offsets"]
@@ -185,7 +185,7 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         n_models = int(self.n_partitions) * int(self._spread())
         self.offsets_ = spread_offsets(n_models, int(self._spread()))
         self.partition_ = partition_index(X, y, n_models)  # the bucket of every row
-        base = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
+        base = self.estimator if self.estimator is not None else RobustLinear(loss="ce")
         members = [np.flatnonzero(np.isin(self.partition_, (i - self.offsets_) % n_models))
                    for i in range(n_models)]
 
@@ -266,8 +266,9 @@ class PartitionEnsemble(_Aggregation):
 
     Parameters
     ----------
-    estimator : scikit-learn classifier, default ``LogisticRegression(max_iter=1000)``
-        Fitted once per part (a clone).
+    estimator : scikit-learn classifier, default ``RobustLinear(loss="ce")``
+        Fitted once per part (a clone); the default standardises its features and never warns
+        about convergence.
     n_partitions : int, default 50
         More parts certify larger radii and give each base model fewer rows.
     n_jobs : int or None
@@ -303,7 +304,7 @@ class FiniteAggregation(_Aggregation):
 
     Parameters
     ----------
-    estimator : scikit-learn classifier, default ``LogisticRegression(max_iter=1000)``
+    estimator : scikit-learn classifier, default ``RobustLinear(loss="ce")``
     n_partitions : int, default 50
         The share of rows each model sees is ``1 / n_partitions``, as in DPA.
     spread : int, default 8
