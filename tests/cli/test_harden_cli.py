@@ -81,7 +81,9 @@ def test_robust_linear_on_a_mixed_table_and_no_certificate(tmp_path: Path,
     (["--param", "depth=3"], "--param depth: not a parameter of robust-linear (known: alpha, beta"),
     (["--param", "loss=mse"], "--defense robust-linear: loss must be one of ce, smooth, gce"),
     (["--param", "loss"], "--param 'loss': expected KEY=VALUE"),
-    (["--defense", "magic"], "--defense 'magic': unknown; known: dp-sgd, dpa, fa, robust-linear"),
+    (["--defense", "magic"], "--defense 'magic': unknown; known: abl, dp-sgd, dpa, fa, robust-linear"),
+    (["--defense", "abl"], "--defense abl: its model cannot be saved yet (savable: dp-sgd, dpa, fa, "
+                           "robust-linear); try it with `redteam --defense abl`"),
 ])
 def test_bad_options_are_one_line(digits: tuple[Path, Path], tmp_path: Path, extra: list[str],
                                   message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,6 +77,7 @@ def harden(
 ) -> None:
     """Train a defended model on DATA and write it (no pickle)."""
     model = make_defense(defense, param or [])
+    check_savable(defense)
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     check_model_out(out)
     fit_and_save(model, ds, out, label=label, seed=seed, title=f"harden: {ds.name}")
@@ -89,6 +90,15 @@ def make_defense(defense: str, pairs: list[str], option: str = "--defense") -> A
     if defense not in DEFENSES:
         raise InputError(f"{option} {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
     return get_defense(defense, **_parse_params(pairs, defense))
+
+
+def check_savable(defense: str, option: str = "--defense") -> None:
+    """Refuse, before training, a defence whose model cannot be stored without pickle yet."""
+    from poisonguard.defenses.store import SAVABLE
+
+    if defense not in SAVABLE:
+        raise InputError(f"{option} {defense}: its model cannot be saved yet (savable: "
+                         f"{', '.join(SAVABLE)}); try it with `redteam --defense {defense}`")
 
 
 def check_model_out(out: Path, option: str = "--out") -> None:

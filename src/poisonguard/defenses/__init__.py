@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+from poisonguard.defenses import abl as _abl
 from poisonguard.defenses import dpsgd as _dpsgd
 from poisonguard.defenses import partition as _partition
 from poisonguard.defenses import robust as _robust
 from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
+from poisonguard.defenses.abl import AntiBackdoorLearning
 from poisonguard.defenses.dpsgd import DPSGDClassifier
 from poisonguard.defenses.partition import (
     FiniteAggregation,
@@ -20,8 +22,8 @@ from poisonguard.defenses.partition import (
 )
 from poisonguard.defenses.robust import LOSSES, RobustLinear
 
-__all__ = ["DEFENSES", "LOSSES", "Certificate", "DPSGDClassifier", "FiniteAggregation", "PartitionEnsemble",
-           "RobustLinear", "bucket_radius", "certificate_radius", "get_defense", "partition_index",
-           "register"]
+__all__ = ["DEFENSES", "LOSSES", "AntiBackdoorLearning", "Certificate", "DPSGDClassifier",
+           "FiniteAggregation", "PartitionEnsemble", "RobustLinear", "bucket_radius",
+           "certificate_radius", "get_defense", "partition_index", "register"]
 
-_ = (_dpsgd, _partition, _robust)
+_ = (_abl, _dpsgd, _partition, _robust)

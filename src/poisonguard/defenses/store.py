@@ -23,9 +23,10 @@ from poisonguard.defenses.partition import FiniteAggregation, PartitionEnsemble,
 from poisonguard.defenses.robust import RobustLinear
 from poisonguard.errors import InputError
 
-__all__ = ["FORMAT", "load_model", "save_model"]
+__all__ = ["FORMAT", "SAVABLE", "load_model", "save_model"]
 
 FORMAT = "poisonguard-model/1"
+SAVABLE = ("dp-sgd", "dpa", "fa", "robust-linear")
 _MAX_MODELS = 100_000
 
 
