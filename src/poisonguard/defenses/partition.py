@@ -313,7 +313,7 @@ class FiniteAggregation(_Aggregation):
     """
 
     name: ClassVar[str] = "fa"
-    summary: ClassVar[str] = "certified: overlapping hash buckets, majority vote (tighter than DPA)"
+    summary: ClassVar[str] = "certified: overlapping hash buckets, majority vote"
     papers: ClassVar[tuple[str, ...]] = (
         "Wang, Levine, Feizi. Improved Certified Defenses against Data Poisoning with "
         "(Deterministic) Finite Aggregation. ICML 2022",)
