@@ -1,9 +1,9 @@
 """Hardening: robust losses, scan-then-train and cleanlab against label flips; certified
-partition ensembles (DPA, FA) with an attack audit.
+partition ensembles (DPA, FA) with an attack audit; backdoor defences; DP-SGD.
 
 Run ``python benchmarks/harden.py`` (``--quick`` for one seed and fewer cases; ``--only labels``
 etc. for one section). Prints the tables and writes them to ``benchmarks/results/harden.md``,
-and the certified-accuracy curves to ``harden-certify.png`` next to it.
+and the certified-accuracy curves to ``harden-certify.png`` next to it (DP-SGD: ``harden-dp.png``).
 
 Sections:
 
@@ -21,11 +21,24 @@ Sections:
 * ``audit``    the certificates against the strongest insertion there is for 1-NN base models
                on digits: copies of a certified test point labelled with the binding rival,
                placed in the buckets worth the most votes. ``radius`` rows must change nothing.
+* ``backdoors`` dirty-label backdoors at 1 %, 5 % and 10 % of the training split (digits: patch
+               and blend triggers; breast_cancer and spambase: the tabular ``feature``
+               trigger). Clean test accuracy and attack success of plain training, ABL (MLP,
+               and CNN on images), DPA, and scan then ``RobustLinear(loss="sce")`` or DPA on
+               ``clean()``; target: attack success <= 1 % with clean accuracy within 1 point
+               of the unpoisoned model, on the defence-in-depth path (scan then train).
+* ``dp``       DP-SGD at epsilon 1, 3, 8 and inf on digits and Fashion-MNIST (6,000 / 2,000):
+               clean accuracy, attack success of a 5 % patch backdoor trained through the same
+               model, and the group-privacy bound for that many poisoned rows.
+
+``--append`` adds the sections run to the existing results file (replacing any of the same
+title) instead of rewriting it: ``--only backdoors dp --append`` leaves the others' tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -47,8 +60,16 @@ from sklearn.preprocessing import StandardScaler
 from poisonguard import Dataset
 from poisonguard.attacks import get_attack
 from poisonguard.datasets import load_dataset
-from poisonguard.defenses import FiniteAggregation, PartitionEnsemble, RobustLinear, partition_index
-from poisonguard.evaluation import markdown_table, publish, split
+from poisonguard.defenses import (
+    AntiBackdoorLearning,
+    DPSGDClassifier,
+    FiniteAggregation,
+    PartitionEnsemble,
+    RobustLinear,
+    partition_index,
+)
+from poisonguard.evaluation import attack_success_rate, markdown_table, publish, split
+from poisonguard.models import make_model
 from poisonguard.models._codec import NumericCodec
 from poisonguard.scan import scan
 
@@ -63,6 +84,18 @@ FASHION_TRAIN = 6000  # label flips: Fashion-MNIST training rows (test 30 % on t
 TFIDF_FEATURES = 1000
 CERT_RADII = (0, 1, 2, 5, 10, 20, 50, 100)
 AUDIT_POINTS = 20
+BACKDOOR_CASES = (("digits", "patch"), ("digits", "blend"), ("breast_cancer", "feature"),
+                  ("spambase", "feature"))
+BACKDOOR_RATES = (0.01, 0.05, 0.1)
+DPA_PARTS = 20
+BACKDOOR_METHODS = ("plain", "ABL mlp", "ABL cnn", f"DPA k={DPA_PARTS}", "scan→sce",
+                    f"scan→DPA k={DPA_PARTS}")
+DEPTH = ("scan→sce", f"scan→DPA k={DPA_PARTS}")  # the defence-in-depth path
+DP_EPSILONS = (1.0, 3.0, 8.0, math.inf)
+DP_DATA = ("digits", "fashion_mnist")
+DP_RATE = 0.05
+FASHION_DP = (6000, 2000)  # DP-SGD: Fashion-MNIST training / test rows
+SECTIONS = ("labels", "certify", "audit", "backdoors", "dp")
 
 
 def fmt(x: float) -> str:
@@ -363,6 +396,213 @@ def section_audit(cases: list[tuple[str, int, int]], n_points: int) -> list[dict
     return rows
 
 
+# ---------------------------------------------------------------------- backdoors
+def acc_asr(model: Any, trigger: Any, test: Dataset) -> tuple[float, float]:
+    """Clean test accuracy and attack success (triggered test rows of other classes predicted
+    as the target) of a model that takes the dataset's ``X`` as it is."""
+    acc = float((np.asarray(model.predict(test.X)) == np.asarray(test.y)).mean())
+    return acc, attack_success_rate(model, trigger, test)
+
+
+def backdoor_methods(poisoned: Dataset, image: bool, seed: int
+                     ) -> tuple[dict[str, Any], dict[str, float], Any]:
+    """Every method fitted on ``poisoned`` (each behind the modality's featuriser, except the
+    CNN, which takes the images), their seconds, and the scan report."""
+    X, y = poisoned.X, np.asarray(poisoned.y)
+    models: dict[str, Any] = {}
+    secs: dict[str, float] = {}
+
+    def timed(label: str, fit: Callable[[], Any], extra: float = 0.0) -> None:
+        t0 = time.perf_counter()
+        models[label] = fit()
+        secs[label] = time.perf_counter() - t0 + extra
+
+    timed("plain", lambda: make_model(RobustLinear(loss="ce", alpha=ALPHA), poisoned).fit(X, y))
+    timed("ABL mlp", lambda: make_model(AntiBackdoorLearning(net="mlp", random_state=seed),
+                                        poisoned).fit(X, y))
+    if image:
+        timed("ABL cnn", lambda: AntiBackdoorLearning(net="cnn", random_state=seed).fit(X, y))
+    dpa = f"DPA k={DPA_PARTS}"
+    timed(dpa, lambda: make_model(PartitionEnsemble(n_partitions=DPA_PARTS), poisoned).fit(X, y))
+    t0 = time.perf_counter()
+    rep = scan(poisoned, random_state=seed)
+    scan_s = time.perf_counter() - t0
+    kept = rep.clean()
+    Xc, yc = kept.X, np.asarray(kept.y)
+    timed("scan→sce", lambda: make_model(RobustLinear(loss="sce", alpha=ALPHA), kept).fit(Xc, yc),
+          extra=scan_s)
+    timed(f"scan→{dpa}", lambda: make_model(PartitionEnsemble(n_partitions=DPA_PARTS), kept).fit(Xc, yc),
+          extra=scan_s)
+    return models, secs, rep
+
+
+def depth_verdict(mean: dict[str, float]) -> tuple[str, str]:
+    """The defence-in-depth target (ASR <= 1 %, accuracy within 1 point of the unpoisoned
+    model) on the path's best method, and every method that meets it."""
+    def meets(m: str) -> bool:
+        return mean[f"{m} ASR"] <= 0.01 and mean[f"{m} acc"] >= mean["unpoisoned acc"] - 0.01
+
+    ok = [m for m in BACKDOOR_METHODS if f"{m} acc" in mean and meets(m)]
+    hit = [m for m in DEPTH if meets(m)]
+    best = min(DEPTH, key=lambda m: (mean[f"{m} ASR"], -mean[f"{m} acc"]))
+    pick = hit[0] if hit else best
+    verdict = ("met" if hit else "FAIL") + f" ({pick} {mean[f'{pick} acc']:.3f} / {mean[f'{pick} ASR']:.3f})"
+    if mean["unpoisoned ASR"] > 0.01:  # the trigger alone already moves the clean model
+        verdict += f"; unreachable: unpoisoned ASR {mean['unpoisoned ASR']:.3f}"
+    return verdict, ", ".join(ok) or "none"
+
+
+def section_backdoors(seeds: list[int], cases: tuple[tuple[str, str], ...], rates: tuple[float, ...]
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    times: list[dict[str, Any]] = []
+    splits: dict[str, dict[int, tuple[Dataset, Dataset, Any]]] = {}
+    for name, kind in cases:
+        if name not in splits:  # the unpoisoned model once per data set and seed
+            splits[name] = {}
+            for seed in seeds:
+                train, test = split(load_dataset(name), random_state=seed)
+                clean = make_model(RobustLinear(loss="ce", alpha=ALPHA), train).fit(
+                    train.X, np.asarray(train.y))
+                splits[name][seed] = (train, test, clean)
+        for rate in rates:
+            acc: dict[str, list[float]] = {}
+            for seed in seeds:
+                train, test, clean = splits[name][seed]
+                res = get_attack("backdoor")(rate=rate, trigger=kind).poison(
+                    train, rng=np.random.default_rng(seed))
+                mask = np.asarray(res.mask, dtype=bool)
+                models, secs, rep = backdoor_methods(res.dataset, train.modality == "image", seed)
+                a, s = acc_asr(clean, res.trigger, test)
+                acc.setdefault("unpoisoned acc", []).append(a)
+                acc.setdefault("unpoisoned ASR", []).append(s)
+                for m, model in models.items():
+                    a, s = acc_asr(model, res.trigger, test)
+                    acc.setdefault(f"{m} acc", []).append(a)
+                    acc.setdefault(f"{m} ASR", []).append(s)
+                found = int((rep.flagged & mask).sum())
+                acc.setdefault("recall", []).append(found / max(int(mask.sum()), 1))
+                acc.setdefault("precision", []).append(found / max(rep.n_flagged, 1))
+                acc.setdefault("poisoned", []).append(float(mask.sum()))
+                times.append({"data": name, **secs})
+            mean = {k: float(np.mean(v)) for k, v in acc.items()}
+            verdict, ok = depth_verdict(mean)
+            rows.append({
+                "data": name, "trigger": kind, "rate": f"{rate:.0%}",
+                "rows poisoned": f"{mean['poisoned']:.0f} / {train.n_rows:,}", "seeds": str(len(seeds)),
+                "unpoisoned": f"{mean['unpoisoned acc']:.3f} / {mean['unpoisoned ASR']:.3f}",
+                **{m: f"{mean[f'{m} acc']:.3f} / {mean[f'{m} ASR']:.3f}" if f"{m} acc" in mean else "—"
+                   for m in BACKDOOR_METHODS},
+                "scan recall / precision": f"{mean['recall']:.2f} / {mean['precision']:.2f}",
+                "target (defence in depth)": verdict,
+                "all methods meeting it": ok,
+            })
+            print(rows[-1], flush=True)
+    return rows, times
+
+
+def backdoor_time_table(times: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method: mean seconds per run and the mean ratio to plain training, per data set."""
+    frame = pd.DataFrame(times)
+    out = []
+    for m in BACKDOOR_METHODS:
+        row: dict[str, Any] = {"method": m}
+        for name, group in frame.groupby("data", sort=False):
+            if m in group and group[m].notna().all():
+                row[f"s: {name}"] = f"{group[m].mean():.2f}"
+                row[f"x plain: {name}"] = f"{(group[m] / group['plain']).mean():.0f}"
+            else:
+                row[f"s: {name}"] = row[f"x plain: {name}"] = "—"
+        out.append(row)
+    return out
+
+
+# ---------------------------------------------------------------------- dp
+def dp_data(name: str, seed: int) -> tuple[Dataset, Dataset]:
+    """Digits: the 70 / 30 split; Fashion-MNIST: 6,000 training and 2,000 test rows."""
+    if name == "fashion_mnist":
+        n_train, n_test = FASHION_DP
+        ds = load_dataset(name, n_rows=n_train + n_test, random_state=seed)
+        return split(ds, test_size=n_test / ds.n_rows, random_state=seed)
+    return split(load_dataset(name), random_state=seed)
+
+
+def section_dp(seed: int, names: tuple[str, ...], epsilons: tuple[float, ...]
+               ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        train, test = dp_data(name, seed)
+        res = get_attack("backdoor")(rate=DP_RATE, trigger="patch").poison(
+            train, rng=np.random.default_rng(seed))
+        k = res.n_poisoned
+        for eps in epsilons:
+            t0 = time.perf_counter()
+            clean = make_model(DPSGDClassifier(epsilon=eps, random_state=seed), train).fit(
+                train.X, np.asarray(train.y))
+            poisoned = make_model(DPSGDClassifier(epsilon=eps, random_state=seed), res.dataset).fit(
+                res.dataset.X, np.asarray(res.dataset.y))
+            secs = time.perf_counter() - t0
+            acc_c, asr_c = acc_asr(clean, res.trigger, test)
+            acc_p, asr_p = acc_asr(poisoned, res.trigger, test)
+            dp = poisoned[-1]
+            g_eps, g_delta = dp.group_privacy(k)
+            one_eps, one_delta = dp.group_privacy(1)
+            rows.append({
+                "data": name, "train / test": f"{train.n_rows:,} / {test.n_rows:,}",
+                "epsilon": "inf" if math.isinf(eps) else f"{eps:g}",
+                "epsilon reached (delta)": "inf" if math.isinf(dp.epsilon_)
+                else f"{dp.epsilon_:.2f} ({dp.delta_:.1e})",
+                "noise multiplier": f"{dp.noise_multiplier_:.2f}",
+                "clean acc (unpoisoned train)": fmt(acc_c), "ASR (unpoisoned train)": fmt(asr_c),
+                "clean acc (poisoned train)": fmt(acc_p), "ASR (poisoned train)": fmt(asr_p),
+                "poisoned rows k": str(k),
+                "group privacy (k eps, delta)": "vacuous (inf)" if math.isinf(g_eps)
+                else f"{g_eps:.1f}, {g_delta:.2g}",
+                "one row (eps, delta)": "inf" if math.isinf(one_eps) else f"{one_eps:.2f}, {one_delta:.1e}",
+                "fit s (both)": f"{secs:.1f}",
+            })
+            print(rows[-1], flush=True)
+    return rows
+
+
+def plot_dp(rows: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    frame = pd.DataFrame(rows)
+    names = list(dict.fromkeys(frame["data"]))
+    fig = Figure(figsize=(5.0 * len(names), 4.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        group = frame[frame["data"] == name]
+        ticks = np.arange(len(group))
+        for col, style in (("clean acc (unpoisoned train)", "-o"), ("clean acc (poisoned train)", "--o"),
+                           ("ASR (poisoned train)", "-s"), ("ASR (unpoisoned train)", ":s")):
+            ax.plot(ticks, group[col].astype(float), style, label=col)
+        ax.set_xticks(ticks, [f"eps={e}" for e in group["epsilon"]])
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{name}: DP-SGD, {DP_RATE:.0%} patch backdoor")
+        ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def append_sections(existing: str, new: list[str]) -> str:
+    """``existing`` without its ``## `` sections that ``new`` (a list of markdown parts, each
+    section starting with its ``## `` heading) replaces, then the new parts."""
+    text = "\n".join(new)
+    titles = {line for line in text.splitlines() if line.startswith("## ")}
+    kept: list[str] = []
+    drop = False
+    for line in existing.rstrip("\n").splitlines():
+        if line.startswith("## "):
+            drop = line in titles
+        if not drop:
+            kept.append(line)
+    return "\n".join(kept).rstrip("\n") + "\n\n" + text
+
+
 # ---------------------------------------------------------------------- main
 def versions() -> str:
     out = [f"Python {platform.python_version()}", f"numpy {np.__version__}",
@@ -379,17 +619,19 @@ def versions() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--only", nargs="+", default=["labels", "certify", "audit"],
-                        choices=["labels", "certify", "audit"])
+    parser.add_argument("--only", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--data", nargs="+", default=list(LABEL_DATA), help="label-flip data sets")
     parser.add_argument("--quick", action="store_true", help="one seed, fewer cases")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--append", action="store_true",
+                        help="add the sections run to the existing --out file (replacing any of "
+                             "the same title) instead of rewriting it")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     seeds = args.seeds[:1] if args.quick else args.seeds
     start = time.perf_counter()
-    parts = [f"# Hardening benchmark\n\n`python benchmarks/harden.py {' '.join(argv or sys.argv[1:])}`"
-             f" — seeds {seeds}; {versions()}.\n"]
+    command = f"`python benchmarks/harden.py {' '.join(argv or sys.argv[1:])}` — seeds {seeds}; {versions()}"
+    parts = [] if args.append else [f"# Hardening benchmark\n\n{command}.\n"]
     if "labels" in args.only:
         rates = (0.2,) if args.quick else RATES
         fashion = {("random", 0.2)} if args.quick else FASHION_CASES
@@ -412,8 +654,29 @@ def main(argv: list[str] | None = None) -> None:
         rows = section_audit(cases, 5 if args.quick else AUDIT_POINTS)
         parts += ["## Audit: the strongest insertion attack on 1-NN ensembles (digits)\n",
                   AUDIT_NOTE, markdown_table(pd.DataFrame(rows))]
-    parts.append(f"\nTotal wall time {(time.perf_counter() - start) / 60:.1f} min.\n")
-    publish("\n".join(parts), args.out)
+    if "backdoors" in args.only:
+        cases = BACKDOOR_CASES
+        rates = (0.05,) if args.quick else BACKDOOR_RATES
+        rows, times = section_backdoors(seeds, cases, rates)
+        parts += ["## Backdoors: clean test accuracy / attack success after training on the poisoned split\n",
+                  BACKDOOR_NOTE, markdown_table(pd.DataFrame(rows)),
+                  "\n## Backdoors: seconds per run and the ratio to plain training\n",
+                  BACKDOOR_TIME_NOTE, markdown_table(pd.DataFrame(backdoor_time_table(times)))]
+    if "dp" in args.only:
+        epsilons = (1.0, math.inf) if args.quick else DP_EPSILONS
+        rows = section_dp(seeds[0], DP_DATA[:1] if args.quick else DP_DATA, epsilons)
+        png = args.out.parent / "harden-dp.png"
+        plot_dp(rows, png)
+        parts += ["## DP-SGD: accuracy, backdoor success and the group-privacy bound\n", DP_NOTE,
+                  markdown_table(pd.DataFrame(rows)), f"\nPlot: `{png.name}`.\n"]
+    minutes = (time.perf_counter() - start) / 60
+    if args.append:
+        parts.append(f"\nSections above from {command}; wall time {minutes:.1f} min.\n")
+        existing = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Hardening benchmark\n"
+        publish(append_sections(existing, parts), args.out)
+    else:
+        parts.append(f"\nTotal wall time {minutes:.1f} min.\n")
+        publish("\n".join(parts), args.out)
 
 
 DIGITS_CERT = [("DPA", 10, 1), ("FA", 10, 4), ("DPA", 20, 1), ("FA", 20, 4), ("FA", 10, 8),
@@ -456,6 +719,39 @@ radius >= 1, spread over the radii; the rival is the class that binds the certif
 go to the buckets worth the most votes against it. `radius` rows must never change a certified
 prediction (target). `radius + 1` rows: DPA's certificate is exact, so all must change; FA's
 bound counts shared models twice and need not be tight (shown for information).
+"""
+BACKDOOR_NOTE = """\
+Each cell: clean test accuracy / attack success (share of triggered test rows of other classes
+predicted as the target class, `poisonguard.evaluation.attack_success_rate`), mean over seeds.
+Dirty-label backdoor (`get_attack("backdoor")`): `rate` of the training rows outside the target
+class (the first class: digit 0, malignant, nonspam) get the trigger and the target label;
+the trigger is fitted to the data (digits: a 3x3 patch or a blended pattern; tables: the
+`feature` trigger, 4 columns set to a rare value). `unpoisoned`: plain training on the clean
+split, with the same trigger on the test rows (what the trigger does without poison).
+`plain`: `RobustLinear(loss="ce")`. `ABL mlp` / `ABL cnn`: `AntiBackdoorLearning` with its
+defaults (isolates 5 % of the rows; the CNN only for images). `DPA k=20`:
+`PartitionEnsemble(n_partitions=20)` over `RobustLinear(loss="ce")`. `scan→sce` /
+`scan→DPA k=20`: `poisonguard.scan` on the poisoned split, then `RobustLinear(loss="sce")` or
+DPA on `report.clean()` (the defence-in-depth path). Every model but the CNN sits behind
+`make_model`'s featuriser (images flattened and scaled, tables standardised). Target (from the
+issue): attack success <= 1 % with clean accuracy within 1 point of `unpoisoned`, on the
+defence-in-depth path; the cell names the path's method that meets it (or, on FAIL, the one
+with the lowest attack success); *unreachable* when the trigger alone, on the unpoisoned
+model, already succeeds on more than 1 % of the test rows. *All methods meeting it* applies
+the same test to every column.
+"""
+BACKDOOR_TIME_NOTE = """\
+Wall time on a shared 2-CPU machine (treat single numbers as rough); scan→* includes the scan.
+"""
+DP_NOTE = """\
+`DPSGDClassifier(epsilon=e)` (Opacus, RDP accountant; MLP with 64 tanh units, 30 epochs,
+batch 256, clipping 1.0, delta = 1 / n^1.1) behind `make_model`'s featuriser (pixels flattened;
+the classifier standardises them with the training split's own statistics, which are not
+privatised). `inf`: the same network without clipping or noise. One seed. Each epsilon trains
+twice: on the clean split and on the split with a 5 % patch backdoor (`rate=0.05` of the rows
+outside class 0); ASR on triggered test rows of other classes. Group privacy: `k` changed rows
+move the distribution of the trained model by at most `(k eps, k exp((k - 1) eps) delta)`
+(`model.group_privacy(k)`); `k` = the poisoned rows. A delta of 1 means no guarantee at all.
 """
 
 
