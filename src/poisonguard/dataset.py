@@ -292,13 +292,16 @@ class Dataset:
         """True when the ids are the row numbers ``0 .. n-1``."""
         return bool(np.array_equal(self.ids, np.arange(self.n_rows).astype(str)))
 
-    def frame(self) -> pd.DataFrame:
-        """Features as a DataFrame (text: one column ``text``; images: one column per pixel)."""
+    def frame(self, rows: slice | None = None) -> pd.DataFrame:
+        """Features as a DataFrame (text: one column ``text``; images: one column per pixel);
+        only the rows ``rows`` (a slice) when given."""
+        part = slice(None) if rows is None else rows
         if isinstance(self.X, pd.DataFrame):
-            return cast(pd.DataFrame, self.X.copy())
+            return cast(pd.DataFrame, self.X.iloc[part].copy())
+        X = self.X[part]
         if self.modality == "text":
-            return pd.DataFrame({"text": self.X})
-        flat = self.X.reshape(self.n_rows, -1)
+            return pd.DataFrame({"text": X})
+        flat = X.reshape(len(X), -1)
         names = list(self.feature_names) if self.modality == "tabular" else [
             f"px{j}" for j in range(flat.shape[1])]
         return pd.DataFrame(flat, columns=names)

@@ -31,9 +31,10 @@ import pandas as pd
 from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "days_since_epoch", "file_format",
-           "guarded_outputs", "load", "neutralise_formulas", "read_bytes", "read_json",
-           "register_input", "report_csv", "save", "save_to", "write_rows", "write_text"]
+__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles",
+           "days_since_epoch", "file_format", "guarded_outputs", "load", "neutralise_formulas",
+           "read_bytes", "read_json", "register_input", "report_csv", "save", "save_to",
+           "write_rows", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -525,6 +526,17 @@ def _npz_dataset(path: Path, modality: Modality | None) -> Dataset:
         raise InputError(f"{path}: {exc}") from None
 
 
+def check_roles(label: str, id_col: str | None, source_col: str | None) -> None:
+    """Refuse (:class:`InputError`) one column named for two roles, e.g. ``--label`` and
+    ``--source-col`` both ``label``: a column can have only one role."""
+    roles = (("--label", label), ("--id-col", id_col), ("--source-col", source_col))
+    for i, (flag, col) in enumerate(roles):
+        for other, col2 in roles[:i]:
+            if col is not None and col == col2:
+                raise InputError(f"{other} and {flag} both name column {col!r}; a column can "
+                                 "have only one role")
+
+
 def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
          source_col: str | None = None, modality: Modality | None = None) -> Dataset:
     """Read a dataset from CSV, Parquet or NPZ.
@@ -537,12 +549,7 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
     values, missing labels and ids, and missing text are refused. NPZ: arrays ``X``, ``y``
     and optional ``ids``, ``sources``, ``feature_names``.
     """
-    roles = (("--label", label), ("--id-col", id_col), ("--source-col", source_col))
-    for i, (flag, col) in enumerate(roles):
-        for other, col2 in roles[:i]:
-            if col is not None and col == col2:
-                raise InputError(f"{other} and {flag} both name column {col!r}; a column can "
-                                 "have only one role")
+    check_roles(label, id_col, source_col)
     p = Path(path)
     _check_readable(p)
     register_input(p)

@@ -153,7 +153,7 @@ def test_every_row_quarantined_and_outputs_never_land_on_inputs(
     before = batch.read_bytes()
     assert main(["gate", str(batch), "--reference", str(ref), "--accepted",
                  str(tmp_path / "ok.csv"), "--quarantine", str(tmp_path / "q"), "-q"]) == 2
-    assert "would write over its input" in capsys.readouterr().err
+    assert "would overwrite the input" in capsys.readouterr().err
     assert batch.read_bytes() == before
     moved = tmp_path / "batch.csv"
     moved.write_bytes(before)
@@ -163,3 +163,27 @@ def test_every_row_quarantined_and_outputs_never_land_on_inputs(
     assert len(pd.read_csv(tmp_path / "ok.csv")) == 0
     assert pd.read_csv(tmp_path / "out" / "quarantined.csv").equals(pd.read_csv(moved))
     assert len(pd.read_csv(tmp_path / "out" / "reasons.csv")) == 30
+
+
+def test_outputs_are_checked_before_the_quarantine_folder_is_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    ref, batch = tmp_path / "ref.csv", tmp_path / "batch.csv"
+    for path, n in ((ref, 80), (batch, 30)):
+        pd.DataFrame({"a": rng.normal(size=n), "label": rng.integers(0, 2, n)}).to_csv(
+            path, index=False)
+    (tmp_path / "alias.csv").hardlink_to(batch)
+    (tmp_path / "adir.csv").mkdir()
+    (tmp_path / "q2").mkdir()
+    (tmp_path / "q2" / "reasons.csv").mkdir()
+    listing = sorted(p.name for p in tmp_path.rglob("*"))
+    for accepted, quarantine, message in (
+            ("alias.csv", "q", "--accepted"), ("adir.csv", "q", "is a directory"),
+            ("ok.csv", "q2", "is a directory")):
+        capsys.readouterr()
+        assert main(["gate", str(batch), "--reference", str(ref), "--accepted",
+                     str(tmp_path / accepted), "--quarantine", str(tmp_path / quarantine),
+                     "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert sorted(p.name for p in tmp_path.rglob("*")) == listing  # no q/ made

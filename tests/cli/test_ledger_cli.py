@@ -63,7 +63,40 @@ def test_tampered_ledger_exits_3_and_truncation_needs_a_trusted_checkpoint(
         db.execute("UPDATE entries SET name = 'forged.csv' WHERE seq = 2")
     capsys.readouterr()
     assert main(["ledger", "verify", str(book)]) == 3
-    assert "entry 2" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    problems = [line for line in out.splitlines() if line.startswith("problem: ")]
+    assert problems and "entry 2" in problems[0]
+    # one line on stderr: the ledger, its first problem and how many more are on stdout
+    assert err.count("\n") == 1 and err.startswith(f"error: {book} fails verification: "), err
+    assert problems[0].removeprefix("problem: ") in err
+    assert len(problems) == 1 or f"(and {len(problems) - 1} more, listed on stdout)" in err
+
+
+def test_checkpoint_outputs_are_checked_before_the_entry_is_appended(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = tmp_path / "ledger.db"
+    assert main(["ledger", "init", str(book)]) == 0
+    m = _manifests(tmp_path, 1)[0]
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link.db").hardlink_to(book)
+    for target, why in ((book, "would overwrite the input"),
+                        (tmp_path / "link.db", "would overwrite the input"),
+                        (m, "would overwrite the input"),
+                        (tmp_path / "folder", "is a directory")):
+        before = book.read_bytes()
+        capsys.readouterr()
+        assert main(["ledger", "append", str(book), str(m), "--checkpoint-out", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: --checkpoint-out ") and why in err
+        assert book.read_bytes() == before  # nothing appended
+    capsys.readouterr()
+    assert main(["ledger", "log", str(book), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["ledger", "append", str(book), str(m)]) == 0
+    for target in (book, tmp_path / "link.db"):
+        assert main(["ledger", "checkpoint", str(book), "--out", str(tmp_path / "cp.json"),
+                     "--out", str(target)]) == 2
+        assert not (tmp_path / "cp.json").exists()  # the first --out was not written either
 
 
 def test_append_refuses_a_tampered_signed_manifest(tmp_path: Path,

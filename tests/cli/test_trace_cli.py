@@ -52,8 +52,12 @@ def test_verify_names_changed_rows_and_exits_3(tmp_path: Path,
     df.to_csv(data, index=False)
     capsys.readouterr()
     assert main(["verify", str(data), str(m)]) == 3
-    err = capsys.readouterr().err
-    assert "changed (1): u4" in err and "removed (1): u9" in err
+    out, err = capsys.readouterr()
+    assert "changed (1): u4" in out and "removed (1): u9" in out
+    assert "problem: the data does not match the manifest" in out
+    # one line on stderr: what failed and the first problem
+    assert err.count("\n") == 1 and err.startswith(f"error: {data} does not verify against {m}: "
+                                                     "the data does not match the manifest"), err
 
 
 def test_diff_by_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,6 +79,62 @@ def test_diff_by_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     by = {r["source"]: r for r in got["by_source"]}
     assert got["added"] == 2 and by["evil"]["added"] == 2
     assert by["s1"]["changed"] == int((df["src"] == "s1").sum()) and "s2" not in by
+
+
+def test_diff_of_a_tampered_manifest_or_rows_file_is_an_integrity_failure(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, key = _data(tmp_path), tmp_path / "k"
+    assert main(["keygen", "--out", str(key)]) == 0
+    m, signed = tmp_path / "m.json", tmp_path / "signed.json"
+    assert main(["manifest", str(data), "--id-col", "id", "--out", str(m)]) == 0
+    assert main(["manifest", str(data), "--id-col", "id", "--key", str(key), "--out",
+                 str(signed)]) == 0
+    obj = json.loads(signed.read_text())
+    obj["created"] = "2000-01-01T00:00:00Z"  # a signed field: the signature no longer matches
+    signed.write_text(json.dumps(obj))
+    side = tmp_path / json.loads(m.read_text())["rows_file"]["name"]
+    side.write_bytes(side.read_bytes() + b"\0")
+    for tampered, why in ((signed, "edited after it was signed"), (m, "rows file was changed")):
+        capsys.readouterr()
+        assert main(["diff", str(tampered), str(tampered)]) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {tampered}: ") and why in err
+
+
+def test_manifest_roles_and_outputs_are_checked_before_hashing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _data(tmp_path)
+    (tmp_path / "alias.csv").hardlink_to(data)
+    before = data.read_bytes()
+    for args, message in (
+            (["--source-col", "label"], "--label and --source-col both name column 'label'; a "
+                                        "column can have only one role"),
+            (["--id-col", "src", "--source-col", "src"], "--id-col and --source-col both name "
+                                                         "column 'src'"),
+            (["--out", str(tmp_path / "alias.csv")], "would overwrite the input")):
+        out = [] if "--out" in args else ["--out", str(tmp_path / "m.json")]
+        capsys.readouterr()
+        assert main(["manifest", str(data), *args, *out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert data.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "alias.csv", "train.csv"]
+
+
+def test_sources_never_writes_over_the_scans_own_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scan_dir = tmp_path / "scan"
+    scan_dir.mkdir()
+    summary = {"rows": 10, "flagged": 1, "detectors": ["label"],
+               "sources": [{"source": "a", "rows": 10, "flagged": 1}]}
+    (scan_dir / "report.json").write_text(json.dumps({"summary": summary}))
+    (scan_dir / "scores.csv").write_text("row_id,suspicion\n0,0.5\n")
+    before = {p.name: p.read_bytes() for p in scan_dir.iterdir()}
+    for name in ("scores.csv", "report.json", "report.html"):
+        capsys.readouterr()
+        assert main(["sources", str(scan_dir), "--out", str(scan_dir / name)]) == 2
+        assert "would overwrite the input" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in scan_dir.iterdir()} == before
 
 
 def test_attest_binds_scan_to_manifest(tmp_path: Path) -> None:
@@ -116,7 +176,7 @@ def test_sources_names_the_poisoning_vendor(tmp_path: Path,
     (["manifest", "{data}", "--key", "{folder}/k.pub", "--out", "{folder}/x.json"],
      "not a PEM private key"),
     (["manifest", "{data}", "--label", "nope", "--out", "{folder}/x.json"], "no label column 'nope'"),
-    (["manifest", "{data}", "--out", "{data}"], "would overwrite the data file"),
+    (["manifest", "{data}", "--out", "{data}"], "would overwrite the input"),
     (["keygen", "--out", "{folder}/k"], "already exists"),
     (["keygen", "--out", "{folder}/k2", "--passphrase-env", "PG_UNSET_VAR"], "not set"),
     (["attest", "{folder}", "--manifest", "{manifest}"], "no such scan report"),

@@ -258,6 +258,34 @@ def test_chunk_boundaries_do_not_change_hashes(tmp_path: Path) -> None:
     assert len(roots) == 1
 
 
+def test_wide_rows_are_chunked_by_bytes_and_hash_alike(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are bounded by bytes (rows x width), not by a row count: the same rows hash the
+    same whether they are taken all at once or a few at a time."""
+    from poisonguard.provenance import hashing
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 50))
+    X[3, 7] = np.nan  # a missing value inside the numeric block
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, X=X, y=np.arange(30) % 2)
+    df = table()
+    data = tmp_path / "t.csv"
+    df.to_csv(data, index=False)
+    whole = {name: mf.build(str(name), id_col=col)[0].merkle_root
+             for name, col in ((wide, None), (data, "id"), ("wine", None))}
+    chunk = hashing.RowChunk(0, np.asarray([f"r{i}" for i in range(30)], dtype=object), None,
+                             np.arange(30.0), (("a", X), ("b", np.asarray(list("abc") * 10,
+                                                                          dtype=object))))
+    at_once = hashing.row_hashes(chunk)
+    assert hashing.rows_per_chunk(655_360) == 6  # 60 such rows (300 MiB) in ten chunks
+    monkeypatch.setattr(hashing, "_CHUNK_BYTES", 8 * 60)  # a few rows of 50-odd cells
+    assert hashing.rows_per_chunk(51) == 1 and hashing.rows_per_chunk(6) == 10
+    assert np.array_equal(hashing.row_hashes(chunk), at_once)  # 30 slices of one row
+    for name, col in ((wide, None), (data, "id"), ("wine", None)):
+        assert mf.build(str(name), id_col=col)[0].merkle_root == whole[name]
+
+
 def test_missing_values_hash_alike_and_filling_one_is_a_change(tmp_path: Path) -> None:
     df = table()
     df["x1"] = df["x1"].astype("float64")

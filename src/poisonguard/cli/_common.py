@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError, IntegrityError, PoisonguardError
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "fail", "load_data",
-           "run_app"]
+__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "fail",
+           "fail_integrity", "load_data", "run_app"]
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
 SEED_MAX = 2**32 - 1  # numpy and scikit-learn seeds: 0 .. 2**32 - 1
@@ -30,6 +31,21 @@ def fail(message: str, code: int = EXIT_INPUT) -> None:
     """Print ``error: message`` on stderr and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def fail_integrity(what: str, problems: Sequence[str], details: Sequence[str] = ()) -> NoReturn:
+    """Exit 3 for an integrity failure: every problem on stdout (``problem: ...``) followed by
+    ``details`` (e.g. the rows that changed), then one ``error:`` line on stderr naming ``what``
+    failed, the first problem and how many more there are."""
+    assert problems, "an integrity failure has at least one problem"
+    for problem in problems:
+        typer.echo(f"problem: {problem}")
+    for line in details:
+        typer.echo(line)
+    rest = len(problems) - 1
+    more = f" (and {rest} more, listed on stdout)" if rest else ""
+    typer.echo(f"error: {what}: {problems[0]}{more}", err=True)
+    raise typer.Exit(EXIT_INTEGRITY)
 
 
 def load_data(data: str, *, label: str = "label", id_col: str | None = None,

@@ -40,7 +40,8 @@ def _outputs(fmt: str, accepted: Path, quarantine: Path) -> list[Path]:
 
 def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
                  quarantine: Path) -> str:
-    """The batch's format; refuses outputs that would land on an input."""
+    """The batch's format; refuses, before anything is written or created, an output that
+    would land on an input (after links, or a hard link to it) or that is a directory."""
     from poisonguard import io
 
     fmt = io.file_format(batch) if Path(batch).exists() else "csv"
@@ -48,10 +49,14 @@ def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
         raise InputError(f"--accepted {accepted}: must be a .{fmt} file like the batch")
     if quarantine.exists() and not quarantine.is_dir():
         raise InputError(f"--quarantine {quarantine}: is a file, expected a directory")
-    given = {Path(p).resolve(): str(p) for p in [batch, *inputs] if p is not None and Path(p).exists()}
-    for out in _outputs(fmt, accepted, quarantine):
-        if out.resolve() in given:
-            raise InputError(f"{out}: the gate would write over its input {given[out.resolve()]}")
+    for given in [batch, *inputs]:
+        if given is not None and Path(given).exists():
+            io.register_input(given)
+    for i, out in enumerate(_outputs(fmt, accepted, quarantine)):
+        option = "--accepted" if i < 2 else "--quarantine"  # accepted, its manifest; the rest
+        io.check_output(out, option)
+        if out.is_dir():
+            raise InputError(f"{option} {out}: is a directory, expected a file to write")
     return fmt
 
 

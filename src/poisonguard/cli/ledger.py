@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import EXIT_INTEGRITY, app, echo_table
+from poisonguard.cli._common import app, echo_table, fail_integrity
 from poisonguard.cli.trace import passphrase_from
 from poisonguard.errors import InputError, IntegrityError
 
@@ -67,6 +67,16 @@ def _checkpoint_file(path: Path) -> Any:
         return Checkpoint.from_dict(obj)
     except InputError as exc:
         raise InputError(f"--trusted {path}: {exc}") from None
+
+
+def _check_out(path: Path, option: str) -> None:
+    """Refuse an output path before anything is appended or written: one of the command's
+    inputs (the ledger, the file appended; after links), or a directory."""
+    from poisonguard.io import check_output
+
+    check_output(path, option)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, expected a file to write")
 
 
 def trusted_checkpoints(values: list[str]) -> list[Any]:
@@ -121,14 +131,17 @@ def append(
     checkpoint_out: Annotated[Path | None, Opt("--checkpoint-out", help="Write the new "
                                                "checkpoint here (for verify --trusted).")] = None,
 ) -> None:
-    """Append a manifest or attestation; prints the new checkpoint."""
+    """Append a manifest or attestation; prints the new checkpoint. ``--checkpoint-out`` is
+    checked before the entry is appended (never the ledger, the file or a directory)."""
     from poisonguard.io import write_text
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
 
     kind, name, payload = entry_from_file(file)
     private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
-    with Ledger.open(ledger) as book:
+    with Ledger.open(ledger) as book:  # registers the ledger as an input
+        if checkpoint_out is not None:
+            _check_out(checkpoint_out, "--checkpoint-out")
         cp = book.append(kind, name, payload, key=private)
     text = json.dumps(cp.to_dict(), sort_keys=True)
     if checkpoint_out is not None:
@@ -166,8 +179,8 @@ NO_WITNESS = ("note: no --trusted checkpoint given: a ledger rolled back or trun
 
 
 def _verified(ledger: Path, pubkey: Path | None, witnesses: list[Any]) -> tuple[Any, Any]:
-    """``(verify result, latest checkpoint or None)``; the problems printed and exit 3 when the
-    ledger fails."""
+    """``(verify result, latest checkpoint or None)``; exit 3 when the ledger fails (each
+    problem on stdout, the first on stderr)."""
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
 
@@ -176,9 +189,7 @@ def _verified(ledger: Path, pubkey: Path | None, witnesses: list[Any]) -> tuple[
         result = book.verify(public_key=public, trusted=witnesses)
         latest = book.checkpoint() if result.ok and result.size else None
     if not result.ok:
-        for problem in result.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(EXIT_INTEGRITY)
+        fail_integrity(f"{ledger} fails verification", result.problems)
     return result, latest
 
 
@@ -221,6 +232,8 @@ def checkpoint(
         raise InputError(f"{ledger}: no checkpoint yet (the ledger is empty)")
     text = json.dumps(latest.to_dict(), sort_keys=True)
     targets = [t / f"checkpoint-{latest.size:012d}.json" if t.is_dir() else t for t in out or []]
+    for target in targets:  # every one checked before any is written
+        _check_out(target, "--out")
     for target in targets:
         write_text(target, text + "\n")
     typer.echo(text)

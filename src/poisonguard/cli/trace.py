@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import EXIT_INTEGRITY, app, echo_table
-from poisonguard.errors import InputError
+from poisonguard.cli._common import app, echo_table, fail_integrity
+from poisonguard.errors import InputError, IntegrityError
 
 __all__ = ["attest", "diff", "keygen", "manifest", "sources", "verify"]
 
@@ -63,11 +63,13 @@ def manifest(
     passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
 ) -> None:
     """Hash every row and write a (signed) manifest with a Merkle root over the rows."""
+    from poisonguard.io import check_output, register_input
     from poisonguard.provenance import keys
     from poisonguard.provenance import manifest as mf
 
-    if Path(data).resolve() == out.resolve():
-        raise InputError(f"{out}: --out would overwrite the data file")
+    if Path(data).exists():  # refused before hashing: never over the data (or a link to it)
+        register_input(data)
+    check_output(out, "--out")
     private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
     built, table = mf.build(data, label=label, id_col=id_col, source_col=source_col)
     final = mf.write(built, table, out, key=private)
@@ -76,13 +78,16 @@ def manifest(
                f"{final.keyed}, Merkle root {final.merkle_root}, {signed}")
 
 
-def _show_changes(changes: Any) -> None:
+def _change_lines(changes: Any) -> list[str]:
+    """The first keys added, removed and changed, a line per kind."""
+    lines = []
     for kind in ("added", "removed", "changed"):
         keys_ = getattr(changes, kind)
         if len(keys_):
             shown = ", ".join(str(k) for k in keys_[:_SHOW])
             more = f" and {len(keys_) - _SHOW} more" if len(keys_) > _SHOW else ""
-            typer.echo(f"  {kind} ({len(keys_)}): {shown}{more}", err=True)
+            lines.append(f"  {kind} ({len(keys_)}): {shown}{more}")
+    return lines
 
 
 @app.command()
@@ -91,7 +96,8 @@ def verify(
     manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Its manifest.")],
     pubkey: Annotated[Path | None, Opt("--pubkey", help="Require a signature by this key.")] = None,
 ) -> None:
-    """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed."""
+    """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed (each
+    problem on stdout, the first on stderr)."""
     from poisonguard.provenance import keys
     from poisonguard.provenance.verify import verify as run
 
@@ -103,14 +109,13 @@ def verify(
     if result.ok:
         typer.echo(f"ok: {data} matches {manifest_path}")
         return
-    for problem in result.problems:
-        typer.echo(f"error: {problem}", err=True)
+    details = []
     if result.changes is not None:
-        _show_changes(result.changes)
         counts = result.changes.counts()
-        typer.echo(f"rows added {counts['added']}, removed {counts['removed']}, changed "
-                   f"{counts['changed']}, unchanged {counts['unchanged']}", err=True)
-    raise typer.Exit(EXIT_INTEGRITY)
+        details = [*_change_lines(result.changes),
+                   f"rows added {counts['added']}, removed {counts['removed']}, changed "
+                   f"{counts['changed']}, unchanged {counts['unchanged']}"]
+    fail_integrity(f"{data} does not verify against {manifest_path}", result.problems, details)
 
 
 @app.command()
@@ -120,18 +125,23 @@ def diff(
     out: Annotated[Path | None, Opt("--out", help="Also write the diff as JSON.")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Rows added, removed and changed between two manifests, grouped by source."""
+    """Rows added, removed and changed between two manifests, grouped by source; exit 3 when
+    either manifest or its rows file was tampered with."""
     from poisonguard.io import write_text
     from poisonguard.provenance import manifest as mf
     from poisonguard.provenance.diff import compare
-    from poisonguard.provenance.verify import rows_of
+    from poisonguard.provenance.verify import check_signature, rows_of
 
     tables = []
     for path in (old, new):
         m = mf.read(path)
-        table, problems = rows_of(m, path)
-        if table is None:
-            raise InputError(f"{path}: {problems[0]}")
+        _, problems = check_signature(m)
+        table, side_problems = rows_of(m, path)
+        problems += side_problems
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise IntegrityError(f"{path}: {problems[0]}{more}")
+        assert table is not None  # rows_of gives a table or a problem
         tables.append(table)
     changes = compare(tables[0], tables[1])
     payload = {"old": str(old), "new": str(new), **changes.to_dict()}
@@ -142,7 +152,8 @@ def diff(
         return
     echo_table([changes.counts()], title=f"{old} -> {new}")
     echo_table(changes.by_source().to_dict(orient="records"), title="by source")
-    _show_changes(changes)
+    for line in _change_lines(changes):
+        typer.echo(line)
 
 
 @app.command()

@@ -31,14 +31,15 @@ from poisonguard.provenance.manifest import Manifest, canonical_json, read
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
-__all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "STATEMENT_TYPES", "check_envelope",
-           "check_statement", "envelope", "open_envelope", "pae", "scan_provenance",
-           "scan_sources", "scan_summary", "statement"]
+__all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "SCAN_FILES", "STATEMENT_TYPE", "STATEMENT_TYPES",
+           "check_envelope", "check_statement", "envelope", "open_envelope", "pae",
+           "scan_provenance", "scan_sources", "scan_summary", "statement"]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 STATEMENT_TYPES = (STATEMENT_TYPE, "https://in-toto.io/Statement/v0.1")
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
+SCAN_FILES = ("scores.csv", "report.json", "report.html")  # what a scan writes to its --out
 
 
 def pae(payload_type: str, body: bytes) -> bytes:
@@ -48,12 +49,15 @@ def pae(payload_type: str, body: bytes) -> bytes:
 
 
 def _report(scan_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The path and parsed object of the ``report.json`` of the scan in ``scan_dir``."""
-    from poisonguard.io import read_json
+    """The path and parsed object of the ``report.json`` of the scan in ``scan_dir``; the
+    scan's files are inputs of the running command, which may write none of them."""
+    from poisonguard.io import read_json, register_input
 
     folder = Path(scan_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a directory (give the --out folder of a scan)")
+    for name in SCAN_FILES:
+        register_input(folder / name)
     path = folder / "report.json"
     if path.exists():
         require_regular_file(path, "scan report")

@@ -46,11 +46,12 @@ import pandas as pd
 from poisonguard.errors import InputError
 
 __all__ = ["MAGIC", "MAX_DEPTH", "RowChunk", "chunk_from_frame", "dataset_chunks", "file_sha256",
-           "require_regular_file", "row_hashes", "table_chunks"]
+           "require_regular_file", "row_hashes", "rows_per_chunk", "table_chunks"]
 
 MAGIC = b"PG\x01"
 _NULL = b"\x00" * 9
 _CHUNK_ROWS = 100_000
+_CHUNK_BYTES = 32 * 2**20  # float64 cells hashed at a time: bounded memory whatever the width
 MAX_DEPTH = 64  # levels of nesting a cell may have (lists of lists of ...)
 
 
@@ -107,6 +108,13 @@ def file_sha256(path: str | Path) -> str:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def rows_per_chunk(width: int, chunk_rows: int = _CHUNK_ROWS) -> int:
+    """Rows to take at a time when a row has ``width`` cells: at most ``chunk_rows``, and at
+    most :data:`_CHUNK_BYTES` of float64 cells, so memory is bounded by bytes (rows x width),
+    not by a row count (60 rows of 655,360 values are 300 MiB)."""
+    return max(1, min(chunk_rows, _CHUNK_BYTES // (8 * max(width, 1))))
 
 
 def _string_cell(s: str) -> bytes:
@@ -199,7 +207,27 @@ def _is_numeric(values: np.ndarray) -> bool:
 
 
 def row_hashes(chunk: RowChunk) -> np.ndarray:
-    """SHA-256 of every row of ``chunk`` as an ``(m, 32)`` uint8 array (module docstring)."""
+    """SHA-256 of every row of ``chunk`` as an ``(m, 32)`` uint8 array (module docstring);
+    wide rows are hashed a few at a time (:func:`rows_per_chunk`), so the encoded cells held
+    at once stay bounded whatever the chunk's size."""
+    m = chunk.n_rows
+    width = 1 + sum(values.size for _, values in chunk.features) // max(m, 1)
+    step = rows_per_chunk(width, max(m, 1))
+    if step >= m:
+        return _row_hashes(chunk)
+    return np.concatenate([_row_hashes(_rows(chunk, start, min(start + step, m)))
+                           for start in range(0, m, step)])
+
+
+def _rows(chunk: RowChunk, start: int, stop: int) -> RowChunk:
+    """Rows ``start:stop`` of ``chunk`` (views)."""
+    part = slice(start, stop)
+    return RowChunk(chunk.start + start, None if chunk.ids is None else chunk.ids[part],
+                    None if chunk.sources is None else chunk.sources[part], chunk.labels[part],
+                    tuple((name, values[part]) for name, values in chunk.features))
+
+
+def _row_hashes(chunk: RowChunk) -> np.ndarray:
     m = chunk.n_rows
     prefix = [MAGIC] * m
     for role in (chunk.ids, chunk.sources):
@@ -262,6 +290,24 @@ def chunk_from_frame(frame: pd.DataFrame, start: int, *, label: str, id_col: str
     return RowChunk(start, ids, sources, _column_values(frame[label]), feats)
 
 
+def _column_order(frame: pd.DataFrame) -> tuple[list[tuple[str, int]], bool]:
+    """``(name, position)`` of a frame's columns in name order, and whether every column is a
+    plain numeric one (numpy integers, floats or booleans)."""
+    kinds = set(frame.dtypes)
+    numeric = bool(kinds) and all(isinstance(d, np.dtype) and d.kind in "iufb" for d in kinds)
+    return sorted((str(c), j) for j, c in enumerate(frame.columns)), numeric
+
+
+def _frame_features(frame: pd.DataFrame, order: list[tuple[str, int]],
+                    numeric: bool) -> tuple[tuple[str, np.ndarray], ...]:
+    """A frame's columns in ``order`` (:func:`_column_order`), as :func:`_column_values` gives
+    them; an all-numeric frame (an image's pixels, a wide NPZ) is converted in one step."""
+    if numeric:
+        values = frame.to_numpy(dtype=np.float64)
+        return tuple((name, values[:, j]) for name, j in order)
+    return tuple((name, _column_values(frame.iloc[:, j])) for name, j in order)
+
+
 def _column_values(series: pd.Series) -> np.ndarray:
     """Numeric columns as float64 (NaN = null), anything else as objects."""
     out: np.ndarray
@@ -285,8 +331,14 @@ def _check_columns(columns: list[str], where: str, label: str, id_col: str | Non
 
 def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
                  source_col: str | None, chunk_rows: int = _CHUNK_ROWS) -> Iterator[RowChunk]:
-    """Stream a CSV or Parquet file as :class:`RowChunk` s of at most ``chunk_rows`` rows."""
+    """Stream a CSV or Parquet file as :class:`RowChunk` s of at most ``chunk_rows`` rows (fewer
+    when rows are wide: :func:`rows_per_chunk`). One column named for two roles is refused, as
+    :func:`poisonguard.io.load` refuses it."""
+    from poisonguard.io import check_roles, register_input
+
+    check_roles(label, id_col, source_col)
     p = Path(path)
+    register_input(p)
     text = {c: str for c in (id_col, source_col) if c is not None}
     start = 0
     if fmt == "csv":
@@ -298,7 +350,8 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
             _check_csv_shape(p)
             header = list(pd.read_csv(p, nrows=0).columns)
             _check_columns(header, str(p), label, id_col, source_col)
-            reader = pd.read_csv(p, chunksize=chunk_rows, dtype=text)
+            reader = pd.read_csv(p, chunksize=rows_per_chunk(len(header), chunk_rows),
+                                 dtype=text)
             for frame in reader:
                 yield chunk_from_frame(frame, start, label=label, id_col=id_col,
                                        source_col=source_col, where=str(p))
@@ -313,8 +366,9 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
 
         try:
             pf = pq.ParquetFile(p)
-            _check_columns(list(pf.schema_arrow.names), str(p), label, id_col, source_col)
-            for batch in pf.iter_batches(batch_size=chunk_rows):
+            columns = list(pf.schema_arrow.names)
+            _check_columns(columns, str(p), label, id_col, source_col)
+            for batch in pf.iter_batches(batch_size=rows_per_chunk(len(columns), chunk_rows)):
                 frame = batch.to_pandas()
                 yield chunk_from_frame(frame, start, label=label, id_col=id_col,
                                        source_col=source_col, where=str(p))
@@ -325,14 +379,16 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
 
 
 def dataset_chunks(ds: Any, *, keyed: bool, chunk_rows: int = _CHUNK_ROWS) -> Iterator[RowChunk]:
-    """A loaded :class:`poisonguard.Dataset` (NPZ files, built-in data sets) as chunks."""
-    frame = ds.frame()
-    names = sorted(str(c) for c in frame.columns)
-    frame = frame[names]
-    for start in range(0, ds.n_rows, chunk_rows):
-        stop = min(start + chunk_rows, ds.n_rows)
-        part = frame.iloc[start:stop]
-        feats = tuple((c, _column_values(part[c])) for c in names)
+    """A loaded :class:`poisonguard.Dataset` (NPZ files, built-in data sets) as chunks of at
+    most ``chunk_rows`` rows (fewer when rows are wide: :func:`rows_per_chunk`)."""
+    step = rows_per_chunk(int(np.prod(np.shape(ds.X)[1:])), chunk_rows)
+    plan: tuple[list[tuple[str, int]], bool] | None = None  # the same for every chunk
+    for start in range(0, ds.n_rows, step):
+        stop = min(start + step, ds.n_rows)
+        frame = ds.frame(slice(start, stop))
+        if plan is None:
+            plan = _column_order(frame)
+        feats = _frame_features(frame, *plan)
         labels = np.asarray(ds.y[start:stop])
         labels = labels.astype(np.float64) if _is_numeric(labels) else labels.astype(object)
         yield RowChunk(start, np.asarray(ds.ids[start:stop], dtype=object) if keyed else None,

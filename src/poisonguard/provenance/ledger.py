@@ -275,8 +275,12 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | Path) -> Ledger:
-        """Open an existing ledger."""
+        """Open an existing ledger (an input of the running command: no output may replace
+        it)."""
+        from poisonguard.io import register_input
+
         p = Path(path)
+        register_input(p)
         if not p.is_file():
             raise InputError(f"{p}: no such ledger file" if not p.exists()
                              else f"{p}: is not a file, expected a poisonguard ledger")

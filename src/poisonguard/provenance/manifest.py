@@ -164,8 +164,11 @@ class RowTable:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from poisonguard.io import register_input
+
         try:
             require_regular_file(path, "manifest rows file")
+            register_input(path)
             t = pq.read_table(path)
         except FileNotFoundError:
             raise InputError(f"{path}: the manifest's rows file is missing") from None
@@ -228,12 +231,14 @@ def _chunks(data: str, *, label: str, id_col: str | None, source_col: str | None
     from poisonguard import io
     from poisonguard.datasets import DATASETS, load_dataset
 
+    io.check_roles(label, id_col, source_col)  # as every command that loads data refuses it
     p = Path(data)
     if not p.exists() and data in DATASETS:
         ds = load_dataset(data)
         return dataset_chunks(ds, keyed=False, chunk_rows=chunk_rows), {
             "path": data, "format": "builtin"}
     require_regular_file(p, "data file")
+    io.register_input(p)  # no output of this command may replace it (io.check_output)
     fmt = io.file_format(p)
     info = {"path": p.name, "format": fmt, "sha256": file_sha256(p), "bytes": p.stat().st_size}
     if fmt == "npz":
@@ -359,9 +364,12 @@ def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None
     """Write the sidecar ``M.rows.<digest>.parquet``, then ``M.json`` (both atomically), then
     remove the sidecar the replaced ``M.json`` named; returns the manifest as written (with the
     sidecar's name and digest, re-signed with ``key`` when given)."""
-    from poisonguard.io import write_text
+    from poisonguard.io import check_output, write_text
 
     p = Path(path)
+    check_output(p)  # before the sidecar is written: never over an input, nothing left behind
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a file to write")
     previous = previous_sidecar(p, FORMAT)
     side, digest = write_sidecar(table._write_parquet, p)
     final = Manifest(**{**manifest.__dict__, "signature": {},

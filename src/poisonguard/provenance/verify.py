@@ -69,7 +69,10 @@ def check_signature(manifest: Manifest, public_key: Any = None) -> tuple[str, li
 def rows_of(manifest: Manifest, manifest_path: Path) -> tuple[RowTable | None, list[str]]:
     """The manifest's rows file (the name it records, in its folder), or None and why it cannot
     be trusted."""
+    from poisonguard.io import register_input
+
     side = sidecar_path(manifest, manifest_path)
+    register_input(side)
     if not side.exists():
         return None, [f"{side}: the manifest's rows file is missing"]
     if file_sha256(side) != manifest.rows_file.get("sha256"):
