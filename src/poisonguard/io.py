@@ -31,7 +31,7 @@ import pandas as pd
 from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles",
+__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles", "check_writable",
            "days_since_epoch", "file_format", "guarded_outputs", "load", "neutralise_formulas",
            "read_bytes", "read_json", "register_input", "report_csv", "save", "save_to",
            "write_rows", "write_text"]
@@ -116,6 +116,20 @@ def _not_regular(mode: int) -> str | None:
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def check_writable(path: str | Path, option: str = "") -> None:
+    """Refuse (:class:`InputError`) an output whose folder cannot be made or written, without
+    creating anything: the nearest existing ancestor must be a writable folder."""
+    target = Path(path)
+    where = f"{option} {target}" if option else str(target)
+    parent = target.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{where}: cannot write ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{where}: cannot write ({parent}: permission denied)")
 
 
 def _check_readable(path: Path) -> None:

@@ -82,7 +82,8 @@ def test_checkpoint_outputs_are_checked_before_the_entry_is_appended(
     for target, why in ((book, "would overwrite the input"),
                         (tmp_path / "link.db", "would overwrite the input"),
                         (m, "would overwrite the input"),
-                        (tmp_path / "folder", "is a directory")):
+                        (tmp_path / "folder", "is a directory"),
+                        (m / "cp.json", "is not a folder")):  # its parent is a file
         before = book.read_bytes()
         capsys.readouterr()
         assert main(["ledger", "append", str(book), str(m), "--checkpoint-out", str(target)]) == 2
