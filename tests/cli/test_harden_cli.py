@@ -94,11 +94,31 @@ def test_bad_options_are_one_line(digits: tuple[Path, Path], tmp_path: Path, ext
     assert not (tmp_path / "m").exists()
 
 
-def test_text_data_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pd.DataFrame({"text": ["free money now", "see you at lunch"] * 20,
-                  "label": [1, 0] * 20}).to_csv(tmp_path / "sms.csv", index=False)
-    assert main(["harden", str(tmp_path / "sms.csv"), "--out", str(tmp_path / "m")]) == 2
-    assert "text is not supported yet" in capsys.readouterr().err
+def test_text_is_hardened_and_certified_through_its_own_tfidf(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    spam, ham = ["win", "cash", "prize", "free", "now"], ["lunch", "see", "you", "home", "today"]
+    texts = [" ".join(rng.choice(spam if i % 2 else ham, 6)) for i in range(300)]
+    frame = pd.DataFrame({"text": texts, "label": np.where(np.arange(300) % 2, "spam", "ham")})
+    frame.to_csv(tmp_path / "sms.csv", index=False)
+    assert main(["harden", str(tmp_path / "sms.csv"), "--defense", "dpa", "--param",
+                 "n_partitions=6", "--out", str(tmp_path / "m")]) == 0
+    assert main(["certify", str(tmp_path / "m"), str(tmp_path / "sms.csv"), "--out",
+                 str(tmp_path / "c")]) == 0
+    got = pd.read_csv(tmp_path / "c" / "certificates.csv")
+    X = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    assert sparse.issparse(X)
+    cert = PartitionEnsemble(n_partitions=6).fit(X, frame["label"]).certify(X)
+    assert list(got["prediction"]) == list(cert.prediction)
+    assert np.array_equal(got["radius"], cert.radius) and got["correct"].mean() >= 0.95
+    capsys.readouterr()
+    assert main(["harden", str(tmp_path / "sms.csv"), "--defense", "dp-sgd", "--out",
+                 str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --defense dp-sgd: ") and err.count("\n") == 1
 
 
 @pytest.fixture(scope="module")

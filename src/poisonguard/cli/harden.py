@@ -52,12 +52,23 @@ def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
     return out
 
 
-def _encode(ds: Dataset) -> tuple[np.ndarray, dict[str, Any]]:
+_TFIDF: dict[str, Any] = {"ngram_range": (1, 2), "sublinear_tf": True, "lowercase": True}
+
+
+def _encode(ds: Dataset) -> tuple[Any, dict[str, Any]]:
+    """Features as numbers and the encoding that reproduces them: tables and images through
+    :class:`NumericCodec`; text as TF-IDF word 1-2-grams (sparse), vocabulary and IDF kept."""
     from poisonguard.models._codec import NumericCodec
 
     if ds.modality == "text":
-        raise InputError(f"{ds.name}: harden takes tabular or image data; text is not supported "
-                         "yet (scan --write-clean, then train your own text model)")
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(**_TFIDF, dtype=np.float64)
+        X = vec.fit_transform(np.asarray(ds.X, dtype=str))
+        terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+        return X, {"text": {"vocabulary": terms, "idf": [float(v) for v in vec.idf_],
+                            "ngram_range": [1, 2],
+                            "sublinear_tf": True, "lowercase": True}}
     codec = NumericCodec.fit(ds)
     return codec.encode(ds.X), codec.spec()
 
@@ -116,6 +127,9 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
     """Encode ``ds``, fit ``model`` on it, write the model folder ``out`` and print a summary."""
     from poisonguard.defenses.store import save_model
 
+    if ds.modality == "text" and not model.__sklearn_tags__().input_tags.sparse:
+        raise InputError(f"{option} {model.name}: takes tabular or image data; text is encoded "
+                         "as sparse TF-IDF, which it cannot train on")
     X, encoding = _encode(ds)
     try:
         model.fit(X, ds.y)
@@ -201,12 +215,14 @@ def certify(
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
 
 
-def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> np.ndarray:
+def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> Any:
     from poisonguard.models._codec import encode_features as encode
 
     enc = spec.get("encoding")
     if not isinstance(enc, dict):
         raise InputError(f"{where}: spec.json has no feature 'encoding'")
+    if "text" in enc:
+        return _text_like(ds, enc["text"], where)
     try:
         frame = bool(enc["frame"])
         numeric = [str(c) for c in enc["numeric"]]
@@ -234,6 +250,28 @@ def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> np.ndarray:
         raise InputError(f"{ds.name}: features of shape {list(np.shape(ds.X)[1:])}, but the model "
                          f"was trained on {shape}")
     return encode(ds.X, frame=False, numeric=numeric, categories=categories, fill=fill)
+
+
+def _text_like(ds: Dataset, enc: Any, where: Path) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if ds.modality != "text":
+        raise InputError(f"{ds.name}: {ds.modality} data, but the model was trained on text")
+    try:
+        terms = [str(t) for t in enc["vocabulary"]]
+        idf = np.asarray(enc["idf"], dtype=np.float64)
+        ngram = (int(enc["ngram_range"][0]), int(enc["ngram_range"][1]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"{where}: malformed text 'encoding' in spec.json ({exc})") from None
+    whole = (terms and idf.shape == (len(terms),) and np.all(np.isfinite(idf))
+             and len(set(terms)) == len(terms) and 1 <= ngram[0] <= ngram[1] <= 5)
+    if not whole:
+        raise InputError(f"{where}: text 'encoding' in spec.json does not hold together")
+    vec = TfidfVectorizer(ngram_range=ngram, sublinear_tf=bool(enc.get("sublinear_tf", True)),
+                          lowercase=bool(enc.get("lowercase", True)), dtype=np.float64,
+                          vocabulary={t: i for i, t in enumerate(terms)})
+    vec.idf_ = idf
+    return vec.transform(np.asarray(ds.X, dtype=str))
 
 
 def _plot(curve: Any, path: Path, *, title: str) -> None:
