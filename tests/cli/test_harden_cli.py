@@ -81,9 +81,8 @@ def test_robust_linear_on_a_mixed_table_and_no_certificate(tmp_path: Path,
     (["--param", "depth=3"], "--param depth: not a parameter of robust-linear (known: alpha, beta"),
     (["--param", "loss=mse"], "--defense robust-linear: loss must be one of ce, smooth, gce"),
     (["--param", "loss"], "--param 'loss': expected KEY=VALUE"),
-    (["--defense", "magic"], "--defense 'magic': unknown; known: abl, dp-sgd, dpa, fa, robust-linear"),
-    (["--defense", "abl"], "--defense abl: its model cannot be saved yet (savable: dp-sgd, dpa, fa, "
-                           "robust-linear); try it with `redteam --defense abl`"),
+    (["--defense", "magic"], "--defense 'magic': unknown; known: abl, dp-sgd, dpa, fa, "
+     "robust-linear, robust-net"),
 ])
 def test_bad_options_are_one_line(digits: tuple[Path, Path], tmp_path: Path, extra: list[str],
                                   message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -208,3 +207,30 @@ def test_scan_then_harden_in_one_go(tmp_path: Path, capsys: pytest.CaptureFixtur
                  str(tmp_path / "m2")]) == 2
     assert capsys.readouterr().err == ("error: --harden-param and --model-out belong to --harden: "
                                        "give --harden NAME\n")
+
+
+@pytest.mark.parametrize("defense, params", [
+    ("robust-net", ["loss=sce", "epochs=4"]),
+    ("abl", ["net=cnn", "epochs=3", "isolation_epochs=1", "unlearning_epochs=1"]),
+])
+def test_networks_round_trip(digits: tuple[Path, Path], tmp_path: Path, defense: str,
+                             params: list[str]) -> None:
+    pytest.importorskip("torch")
+    from poisonguard.defenses import get_defense
+    from poisonguard.defenses.store import load_model
+
+    train, test = digits
+    argv = ["harden", str(train), "--defense", defense, "--out", str(tmp_path / "m")]
+    for p in params:
+        argv += ["--param", p]
+    assert main(argv) == 0
+    loaded, spec = load_model(tmp_path / "m")
+    tr, te = io.load(train), io.load(test)
+    kwargs = {k: int(v) if v.isdigit() else v for k, v in (p.split("=") for p in params)}
+    model = get_defense(defense, **kwargs)
+    cnn = kwargs.get("net") == "cnn"
+    shape = (-1, 8, 8) if cnn else (-1, 64)
+    fitted = model.fit(np.asarray(tr.X, dtype=np.float64).reshape(shape), tr.y)
+    X_test = np.asarray(te.X, dtype=np.float64).reshape(shape)
+    assert np.allclose(loaded.predict_proba(X_test), fitted.predict_proba(X_test), atol=1e-6)
+    assert spec["network"]["shape"] == ([8, 8] if cnn else [64])

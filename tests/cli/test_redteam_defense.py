@@ -26,7 +26,8 @@ def test_a_robust_loss_beside_plain_training(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["--param", "loss=sce"], "error: --param sets a defence's parameter: it needs --defense"),
-    (["--defense", "nope"], "error: --defense 'nope': unknown; known: abl, dp-sgd, dpa, fa, robust-linear"),
+    (["--defense", "nope"], "error: --defense 'nope': unknown; known: abl, dp-sgd, dpa, fa, "
+     "robust-linear, robust-net"),
 ])
 def test_defence_options_are_one_line(tmp_path: Path, argv: list[str], message: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:

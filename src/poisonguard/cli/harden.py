@@ -131,6 +131,8 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
         raise InputError(f"{option} {model.name}: takes tabular or image data; text is encoded "
                          "as sparse TF-IDF, which it cannot train on")
     X, encoding = _encode(ds)
+    if ds.modality == "image" and getattr(model, "net", None) == "cnn":
+        X = X.reshape((len(X), *np.shape(ds.X)[1:]))  # the CNN sees images, not flat rows
     try:
         model.fit(X, ds.y)
     except ValueError as exc:  # a parameter value the defence refuses

@@ -10,6 +10,7 @@ from poisonguard.defenses import abl as _abl
 from poisonguard.defenses import dpsgd as _dpsgd
 from poisonguard.defenses import partition as _partition
 from poisonguard.defenses import robust as _robust
+from poisonguard.defenses import robust_net as _robust_net
 from poisonguard.defenses._base import DEFENSES, Certificate, get_defense, register
 from poisonguard.defenses.abl import AntiBackdoorLearning
 from poisonguard.defenses.dpsgd import DPSGDClassifier
@@ -21,9 +22,10 @@ from poisonguard.defenses.partition import (
     partition_index,
 )
 from poisonguard.defenses.robust import LOSSES, RobustLinear
+from poisonguard.defenses.robust_net import RobustNet
 
 __all__ = ["DEFENSES", "LOSSES", "AntiBackdoorLearning", "Certificate", "DPSGDClassifier",
-           "FiniteAggregation", "PartitionEnsemble", "RobustLinear", "bucket_radius",
+           "FiniteAggregation", "PartitionEnsemble", "RobustLinear", "RobustNet", "bucket_radius",
            "certificate_radius", "get_defense", "partition_index", "register"]
 
-_ = (_abl, _dpsgd, _partition, _robust)
+_ = (_abl, _dpsgd, _partition, _robust, _robust_net)

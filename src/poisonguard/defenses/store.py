@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from poisonguard.defenses._torch import NETS, TorchDefense
 from poisonguard.defenses.dpsgd import DPSGDClassifier
 from poisonguard.defenses.partition import FiniteAggregation, PartitionEnsemble, _Aggregation
 from poisonguard.defenses.robust import RobustLinear
@@ -26,7 +27,8 @@ from poisonguard.errors import InputError
 __all__ = ["FORMAT", "SAVABLE", "load_model", "save_model"]
 
 FORMAT = "poisonguard-model/1"
-SAVABLE = ("dp-sgd", "dpa", "fa", "robust-linear")
+SAVABLE = ("abl", "dp-sgd", "dpa", "fa", "robust-linear", "robust-net")
+_NETWORKS = ("abl", "robust-net")
 _MAX_MODELS = 100_000
 
 
@@ -106,6 +108,13 @@ def save_model(model: Any, path: str | Path, *, spec: dict[str, Any]) -> Path:
     if isinstance(model, RobustLinear):
         arrays.update(_linear_arrays(model, "", classes))
         members: list[Any] = []
+    elif isinstance(model, TorchDefense):
+        members = []
+        arrays.update({f"net.{k}": v for k, v in model.state_.items()})
+        arrays["offset"] = np.asarray(model.offset_, dtype=np.float64).reshape(-1)
+        arrays["scale"] = np.asarray(model.scale_, dtype=np.float64).reshape(-1)
+        spec = {**spec, "network": {"net": model.net, "width": int(model.width),
+                                    "shape": list(model.shape_)}}
     elif isinstance(model, DPSGDClassifier):
         members = []
         arrays.update({"mean": model.mean_, "scale": model.scale_})
@@ -210,6 +219,8 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
         model.estimators_ = estimators
     elif name == "dp-sgd":
         model = _dpsgd_from(arrays, spec, classes, d, where)
+    elif name in _NETWORKS:
+        model = _network_from(name, arrays, spec, classes, where)
     else:
         raise InputError(f"{where}: unknown defence {name!r} in spec.json")
     return model, spec
@@ -240,4 +251,39 @@ def _dpsgd_from(arrays: Any, spec: dict[str, Any], classes: np.ndarray, d: int,
     model.delta_ = float(delta) if isinstance(delta, int | float) else 0.0
     model.noise_multiplier_ = 0.0
     model.classes_, model.n_features_in_ = classes, d
+    return model
+
+
+def _network_from(name: str, arrays: Any, spec: dict[str, Any], classes: np.ndarray,
+                  where: str) -> Any:
+    """A network defence rebuilt from its arrays; every tensor's shape is checked against the
+    network the spec describes (building it needs torch)."""
+    from poisonguard.defenses import DEFENSES
+    from poisonguard.defenses._torch import make_net
+
+    found = spec.get("network")
+    net = found if isinstance(found, dict) else {}
+    kind, width, shape = net.get("net"), net.get("width"), net.get("shape")
+    if kind not in NETS or not isinstance(width, int) or isinstance(width, bool) \
+            or not 0 < width <= 4096 or not isinstance(shape, list) or not 1 <= len(shape) <= 3 \
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 100_000
+                       for s in shape):
+        raise InputError(f"{where}: 'network' in spec.json must give net (mlp or cnn), width "
+                         "and shape")
+    dims = tuple(int(s) for s in shape)
+    reference = make_net(str(kind), dims, max(len(classes), 2), width).state_dict()
+    model = DEFENSES[name](net=kind, width=width)
+    model.state_ = {}
+    for key, tensor in reference.items():
+        want = tuple(int(v) for v in tensor.shape)
+        model.state_[key] = _array(arrays, f"net.{key}", where, shape=want).astype(np.float32)
+    size = 1 if kind == "cnn" else int(np.prod(dims))
+    offset = _array(arrays, "offset", where, shape=(size,)).astype(np.float64)
+    scale = _array(arrays, "scale", where, shape=(size,)).astype(np.float64)
+    if np.any(scale <= 0):
+        raise InputError(f"{where}: array 'scale' holds values that are not positive")
+    model.offset_ = float(offset[0]) if kind == "cnn" else offset.reshape(dims)
+    model.scale_ = float(scale[0]) if kind == "cnn" else scale.reshape(dims)
+    model.shape_, model.classes_ = dims, classes
+    model.n_features_in_ = dims[0]
     return model

@@ -1,0 +1,154 @@
+"""What every network defence shares: the two networks, the one training loop, per-row robust
+losses, and a scikit-learn base class (validation, scaling, prediction from stored weights).
+
+Weights are kept as numpy arrays (``state_``) so a fitted model can be stored without pickle;
+prediction rebuilds the network from them. Needs ``pip install torch==2.13.0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from poisonguard.models.cnn import require_torch
+
+__all__ = ["NETS", "TorchDefense", "make_net", "row_loss", "train_epochs"]
+
+NETS = ("mlp", "cnn")
+_RCE_A = float(np.log(1e-4))
+
+
+def make_net(kind: str, shape: tuple[int, ...], n_classes: int, width: int) -> Any:
+    """An MLP over flattened features or a small CNN over images of ``shape`` (h, w[, c])."""
+    nn = require_torch().nn
+    if kind == "mlp":
+        d = int(np.prod(shape))
+        return nn.Sequential(nn.Flatten(), nn.Linear(d, width), nn.ReLU(), nn.Linear(width, n_classes))
+    channels = 1 if len(shape) == 2 else int(shape[-1])
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(8 * width, 64), nn.ReLU(), nn.Linear(64, n_classes))
+
+
+def train_epochs(net: Any, X: Any, y: Any, *, epochs: int, batch_size: int,
+                 optimizer: Any, loss: Callable[[Any, Any], Any], generator: Any,
+                 on_epoch: Callable[[int], None] | None = None) -> None:
+    """The one training loop: shuffled mini-batches (``generator``), ``loss(logits, labels)``
+    returns per-row losses whose mean is minimised; ``on_epoch(epoch)`` after each epoch."""
+    torch = require_torch()
+    n = len(y)
+    net.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            optimizer.zero_grad()
+            loss(net(X[idx]), y[idx]).mean().backward()
+            optimizer.step()
+        if on_epoch is not None:
+            on_epoch(epoch)
+    net.eval()
+
+
+def row_loss(name: str, *, q: float = 0.7, smoothing: float = 0.1,
+             sce_weights: tuple[float, float] = (0.1, 1.0)) -> Callable[[Any, Any], Any]:
+    """Per-row loss on logits: ``ce``, ``smooth`` (label smoothing), ``gce`` (``(1 - p_y^q) /
+    q``) or ``sce`` (``a CE - b A (1 - p_y)``, ``A = log 1e-4``), as in ``robust-linear``."""
+    torch = require_torch()
+    F = torch.nn.functional
+
+    def loss(logits: Any, target: Any) -> Any:
+        if name == "ce":
+            return F.cross_entropy(logits, target, reduction="none")
+        if name == "smooth":
+            return F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
+        p_y = torch.softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+        if name == "gce":
+            return (1.0 - p_y.clamp_min(1e-12) ** q) / q
+        a, b = sce_weights
+        return a * F.cross_entropy(logits, target, reduction="none") - b * _RCE_A * (1.0 - p_y)
+
+    return loss
+
+
+class TorchDefense(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Base of the network defences: ``net``, ``width``, ``random_state`` and ``_train``."""
+
+    net: str
+    width: int
+    random_state: int
+
+    def _check_net(self) -> None:
+        if self.net not in NETS:
+            raise ValueError(f"net must be mlp or cnn (got {self.net!r})")
+        if int(self.width) < 1:
+            raise ValueError(f"width must be at least 1 (got {self.width!r})")
+
+    def _tensor(self, X: Any) -> Any:
+        torch = require_torch()
+        arr = np.asarray(X, dtype=np.float32)
+        if arr.ndim < 2 or (self.net == "cnn" and arr.ndim not in (3, 4)):
+            want = "images (n, h, w[, c])" if self.net == "cnn" else "2-D features"
+            raise ValueError(f"net {self.net!r} needs {want}; got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("Input X contains NaN or infinity")
+        arr = ((arr - self.offset_) / self.scale_).astype(np.float32)
+        if self.net == "cnn":
+            arr = arr[:, None] if arr.ndim == 3 else np.moveaxis(arr, -1, 1)
+        return torch.from_numpy(np.ascontiguousarray(arr))
+
+    def _prepare(self, X: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+        """Validate, learn the scaling, seed torch: ``(data, labels, network, generator)``."""
+        torch = require_torch()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        arr, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.shape_ = tuple(int(s) for s in arr.shape[1:])
+        if self.net == "cnn":  # pixels: one offset and scale for the whole image
+            self.offset_: Any = 0.0
+            self.scale_: Any = float(max(np.abs(arr).max(), 1e-12))
+        else:
+            self.offset_ = arr.reshape(len(arr), -1).mean(axis=0).reshape(self.shape_)
+            spread = arr.reshape(len(arr), -1).std(axis=0).reshape(self.shape_)
+            self.scale_ = np.where(spread > 1e-12, spread, 1.0)
+        data, labels = self._tensor(arr), torch.from_numpy(codes.astype(np.int64))
+        torch.manual_seed(int(self.random_state))
+        generator = torch.Generator().manual_seed(int(self.random_state))
+        model = make_net(self.net, self.shape_, max(len(self.classes_), 2), int(self.width))
+        return data, labels, model, generator
+
+    def _keep(self, model: Any) -> None:
+        self.state_ = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+    def _module(self) -> Any:
+        torch = require_torch()
+        model = make_net(self.net, self.shape_, max(len(self.classes_), 2), int(self.width))
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in self.state_.items()})
+        model.eval()
+        return model
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        torch = require_torch()
+        check_is_fitted(self, "state_")
+        arr = validate_data(self, X, dtype=np.float64, allow_nd=True, reset=False)
+        if tuple(arr.shape[1:]) != self.shape_:
+            raise ValueError(f"X has rows of shape {arr.shape[1:]}, but {type(self).__name__} is "
+                             f"expecting {self.shape_}")
+        with torch.no_grad():
+            proba = torch.softmax(self._module()(self._tensor(arr)), dim=1).numpy()
+        out: np.ndarray = proba[:, :len(self.classes_)].astype(np.float64)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        out: np.ndarray = self.classes_[proba.argmax(axis=1)]
+        return out
