@@ -5,6 +5,7 @@ scikit-learn classifier."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,15 +175,10 @@ def test_sklearn_contract(estimator: PartitionEnsemble, check: object) -> None:
     check(estimator)  # type: ignore[operator]
 
 
-def test_sparse_features_hash_by_content_and_certify() -> None:
+def test_sparse_features_hash_by_content_and_certify(toy_tfidf: tuple[Any, np.ndarray]) -> None:
     from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
-    rng = np.random.default_rng(0)
-    words = np.array(["win", "cash", "prize", "lunch", "meet", "today", "call", "now", "home"])
-    texts = [" ".join(rng.choice(words[:4] if i % 2 else words[3:], 5)) for i in range(400)]
-    y = np.arange(400) % 2
-    X = TfidfVectorizer().fit_transform(texts)
+    X, y = toy_tfidf
     parts = partition_index(X, y, 10)
     dense_copy = sparse.csr_matrix(X.toarray())  # same content, rebuilt: same parts
     assert np.array_equal(partition_index(dense_copy, y, 10), parts)

@@ -4,6 +4,8 @@ estimator is a scikit-learn classifier."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -72,14 +74,8 @@ def test_sklearn_contract(estimator: RobustLinear, check: object) -> None:
     check(estimator)  # type: ignore[operator]
 
 
-def test_sparse_text_features_train_without_densifying() -> None:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    rng = np.random.default_rng(0)
-    words = np.array(["win", "cash", "prize", "lunch", "meet", "today", "call", "now", "home"])
-    texts = [" ".join(rng.choice(words[:4] if i % 2 else words[3:], 5)) for i in range(400)]
-    y = np.arange(400) % 2
-    X = TfidfVectorizer().fit_transform(texts)
+def test_sparse_text_features_train_without_densifying(toy_tfidf: tuple[Any, np.ndarray]) -> None:
+    X, y = toy_tfidf
     model = RobustLinear(loss="sce").fit(X, y)
     assert model.score(X, y) >= 0.95
     assert np.allclose(model.predict_proba(X[:5]),
