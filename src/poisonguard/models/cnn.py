@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from poisonguard.errors import DependencyError
+from poisonguard.models._loop import make_net, train_epochs
 
 __all__ = ["TorchCNNClassifier", "require_torch"]
 
@@ -42,14 +43,6 @@ class TorchCNNClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         arr = arr[:, None] if arr.ndim == 3 else np.moveaxis(arr, -1, 1)
         return torch.from_numpy(np.ascontiguousarray(arr))
 
-    def _net(self, channels: int, n_classes: int) -> Any:
-        nn = require_torch().nn
-        w = self.width
-        return nn.Sequential(
-            nn.Conv2d(channels, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(), nn.Linear(8 * w, 64), nn.ReLU(), nn.Linear(64, n_classes))
-
     def fit(self, X: Any, y: Any, *, on_epoch: Any = None) -> TorchCNNClassifier:
         """Train on images ``X`` and labels ``y``; ``on_epoch(self)`` is called after each epoch
         (the network is in eval mode during the call)."""
@@ -59,23 +52,21 @@ class TorchCNNClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.scale_ = float(max(np.abs(np.asarray(X, dtype=np.float64)).max(), 1e-12))
         data = self._tensor(X)
         target = torch.from_numpy(codes.astype(np.int64))
-        self.net_ = self._net(data.shape[1], len(self.classes_))
+        self.net_ = make_net("cnn", tuple(np.shape(X)[1:]), len(self.classes_), self.width)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.random_state)
-        self.net_.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(len(data), generator=gen)
-            for start in range(0, len(data), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(self.net_(data[idx]), target[idx])
-                loss.backward()
-                opt.step()
-            if on_epoch is not None:
-                self.net_.eval()
-                on_epoch(self)
-                self.net_.train()
-        self.net_.eval()
+
+        def mean_ce(logits: Any, labels: Any) -> Any:
+            return torch.nn.functional.cross_entropy(logits, labels)
+
+        def after_epoch(_: int) -> None:
+            self.net_.eval()
+            on_epoch(self)
+            self.net_.train()
+
+        train_epochs(self.net_, data, target, epochs=self.epochs, batch_size=self.batch_size,
+                     optimizer=opt, loss=mean_ce, generator=gen,
+                     on_epoch=after_epoch if on_epoch is not None else None)
         return self
 
     def _forward(self, X: Any, net: Any) -> np.ndarray:
