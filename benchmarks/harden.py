@@ -68,7 +68,7 @@ from poisonguard.defenses import (
     FiniteAggregation,
     PartitionEnsemble,
     RobustLinear,
-    partition_index,
+    copies_into_parts,
 )
 from poisonguard.evaluation import attack_success_rate, markdown_table, publish, split
 from poisonguard.models import make_model
@@ -387,20 +387,6 @@ def bucket_power(model: Any, x: np.ndarray) -> tuple[int, np.ndarray, int]:
     return best[1], best[2], m
 
 
-def poison_rows(x: np.ndarray, label: Any, buckets: np.ndarray, m: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """One jittered copy of ``x`` (labelled ``label``) hashing into each of ``buckets``."""
-    wanted = {int(b) for b in buckets}
-    found: dict[int, np.ndarray] = {}
-    while len(found) < len(wanted):
-        cand = x + rng.normal(0.0, 1e-3, size=(4 * m, x.size))
-        parts = partition_index(cand, np.full(len(cand), label), m)
-        for row, p in zip(cand, parts, strict=True):
-            if int(p) in wanted and int(p) not in found:
-                found[int(p)] = row
-    return np.stack([found[int(b)] for b in buckets])
-
-
 def section_audit(cases: list[tuple[str, int, int]], n_points: int) -> list[dict[str, Any]]:
     X, y, Xt, yt, _ = cert_data("digits", quick=True)
     rng = np.random.default_rng(0)
@@ -416,7 +402,7 @@ def section_audit(cases: list[tuple[str, int, int]], n_points: int) -> list[dict
         for i in picked:
             r = int(cert.radius[i])
             rival, order, m = bucket_power(model, Xt[i])
-            rows_r1 = poison_rows(Xt[i], model.classes_[rival], order[:r + 1], m, rng)
+            rows_r1 = copies_into_parts(Xt[i], model.classes_[rival], order[:r + 1], m, rng)
             labels = np.full(r + 1, model.classes_[rival])
             for n_rows in (r, r + 1):
                 attacked = make_ensemble(method, KNeighborsClassifier(1), k, d).fit(

@@ -18,6 +18,7 @@ from poisonguard.defenses import (
     PartitionEnsemble,
     bucket_radius,
     certificate_radius,
+    copies_into_parts,
     get_defense,
     partition_index,
 )
@@ -63,17 +64,11 @@ def test_certified_predictions_survive_the_worst_insertions_and_are_tight(digits
         rival = int(np.argsort(-votes, kind="stable")[1]) if votes.argmax() == c else 0
         part_vote = np.array([int(np.flatnonzero(model.classes_ == e.predict(X_test[i:i + 1])[0])[0])
                               if not isinstance(e, int) else e for e in model.estimators_])
-        targets = list(np.flatnonzero(part_vote == c))
+        targets = np.flatnonzero(part_vote == c)[:r + 2]
+        assert len(targets) == r + 2
         # jittered copies of the test point, one per part that votes for the prediction
-        rows, labels = [], []
-        while targets and len(rows) < r + 2:
-            cand = X_test[i] + rng.normal(0, 1e-3, size=X.shape[1])
-            p = int(partition_index(cand[None, :], np.array([model.classes_[rival]]), k)[0])
-            if p in targets:
-                targets.remove(p)
-                rows.append(cand)
-                labels.append(model.classes_[rival])
-        assert len(rows) == r + 2
+        rows = copies_into_parts(X_test[i], model.classes_[rival], targets, k, rng)
+        labels = [model.classes_[rival]] * len(rows)
         within = PartitionEnsemble(KNeighborsClassifier(1), n_partitions=k).fit(
             np.vstack([X, rows[:r]]), np.concatenate([y, labels[:r]]))
         assert within.predict(X_test[i:i + 1])[0] == cert.prediction[i]
@@ -140,15 +135,9 @@ def test_fa_certificates_hold_against_the_most_powerful_buckets(digits: tuple) -
         rival = int(counts.argmax())
         weight = np.where(mv == c, 2, np.where(mv == rival, 0, 1))
         power = np.array([weight[(j + model.offsets_) % m].sum() for j in range(m)])
-        wanted = list(np.argsort(-power, kind="stable")[:int(cert.radius[i])])
-        rows, labels = [], []
-        while wanted:
-            cand = X_test[i] + rng.normal(0, 1e-3, size=X.shape[1])
-            b = int(partition_index(cand[None, :], np.array([model.classes_[rival]]), m)[0])
-            if b in wanted:
-                wanted.remove(b)
-                rows.append(cand)
-                labels.append(model.classes_[rival])
+        wanted = np.argsort(-power, kind="stable")[:int(cert.radius[i])]
+        rows = copies_into_parts(X_test[i], model.classes_[rival], wanted, m, rng)
+        labels = [model.classes_[rival]] * len(rows)
         attacked = FiniteAggregation(KNeighborsClassifier(1), n_partitions=k, spread=d).fit(
             np.vstack([X, rows]), np.concatenate([y, labels]))
         assert attacked.predict(X_test[i:i + 1])[0] == cert.prediction[i]

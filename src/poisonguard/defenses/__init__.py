@@ -19,6 +19,7 @@ from poisonguard.defenses.partition import (
     PartitionEnsemble,
     bucket_radius,
     certificate_radius,
+    copies_into_parts,
     partition_index,
 )
 from poisonguard.defenses.robust import LOSSES, RobustLinear
@@ -26,6 +27,7 @@ from poisonguard.defenses.robust_net import RobustNet
 
 __all__ = ["DEFENSES", "LOSSES", "AntiBackdoorLearning", "Certificate", "DPSGDClassifier",
            "FiniteAggregation", "PartitionEnsemble", "RobustLinear", "RobustNet", "bucket_radius",
-           "certificate_radius", "get_defense", "partition_index", "register"]
+           "certificate_radius", "copies_into_parts", "get_defense", "partition_index",
+           "register"]
 
 _ = (_abl, _dpsgd, _partition, _robust, _robust_net)

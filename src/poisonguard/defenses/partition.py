@@ -43,8 +43,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from poisonguard.defenses._base import Certificate, register
 from poisonguard.defenses.robust import RobustLinear
 
-__all__ = ["FiniteAggregation", "PartitionEnsemble", "bucket_radius", "certificate_radius", "partition_index",
-           "spread_offsets"]
+__all__ = ["FiniteAggregation", "PartitionEnsemble", "bucket_radius", "certificate_radius",
+           "copies_into_parts", "partition_index", "spread_offsets"]
 
 _ABSTAIN = -1
 
@@ -72,6 +72,22 @@ def partition_index(X: Any, y: Any, n_partitions: int) -> np.ndarray:
     head = digests[:, :8].copy().view(">u8").ravel()
     out: np.ndarray = (head % np.uint64(n_partitions)).astype(np.int64)
     return out
+
+
+def copies_into_parts(x: np.ndarray, label: Any, parts: Any, n_parts: int,
+                      rng: np.random.Generator, jitter: float = 1e-3) -> np.ndarray:
+    """One copy of the row ``x`` (labelled ``label``, jittered by ``N(0, jitter)``) hashing into
+    each part of ``parts``, in that order: the rows an attacker inserts to reach chosen parts
+    (the strongest insertion against 1-NN base models, used to audit certificates)."""
+    wanted = {int(b) for b in parts}
+    found: dict[int, np.ndarray] = {}
+    while len(found) < len(wanted):
+        cand = x + rng.normal(0.0, jitter, size=(4 * n_parts, x.size))
+        for row, p in zip(cand, partition_index(cand, np.full(len(cand), label), n_parts),
+                          strict=True):
+            if int(p) in wanted and int(p) not in found:
+                found[int(p)] = row
+    return np.stack([found[int(b)] for b in parts]) if len(wanted) else np.zeros((0, x.size))
 
 
 def _sparse_partition_index(X: Any, y: Any, n_partitions: int) -> np.ndarray:
