@@ -579,23 +579,28 @@ _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EAC
 
 
 @contextmanager
-def _temp_beside(target: Path, mode: int | None = None) -> Iterator[Path]:
+def _temp_beside(target: Path, mode: int | None = None, *, check: bool = True) -> Iterator[Path]:
     """A new temporary file beside ``target`` (random name, ``O_EXCL``: never a planted
     symlink), removed on the way out unless renamed. ``mode`` None keeps the mode of the file
-    being replaced (or the umask's)."""
-    check_output(target)
+    being replaced (or the umask's). ``check`` False: the final name is decided later and
+    checked then."""
+    if check:
+        check_output(target)
     if target.is_dir():
         raise InputError(f"{target}: is a directory, expected a file to write")
+    fd: int | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
                                    dir=target.parent)
-        os.fchmod(fd, _file_mode(target) if mode is None else mode)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write ({exc.strerror})") from None
-    finally:
-        if "fd" in locals():
+        try:
+            os.fchmod(fd, _file_mode(target) if mode is None else mode)
+        finally:
             os.close(fd)
+    except OSError as exc:
+        if fd is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise InputError(f"{target}: cannot write ({exc.strerror})") from None
     try:
         yield Path(tmp)
     except OSError as exc:
@@ -608,6 +613,8 @@ def _temp_beside(target: Path, mode: int | None = None) -> Iterator[Path]:
 
 
 def _commit(tmp: Path, target: Path) -> None:
+    """fsync the bytes, rename onto ``target``, fsync the folder: once this returns, the new
+    file is on disk under its name (before, say, a manifest that names it is written)."""
     try:
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -617,19 +624,35 @@ def _commit(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)
     except OSError as exc:
         raise InputError(f"{target}: cannot write ({exc.strerror})") from None
+    try:
+        folder = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(folder)  # the rename itself is durable
+    except OSError:
+        pass  # not every file system can sync a folder
+    finally:
+        os.close(folder)
 
 
 @contextmanager
-def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, mode: int | None = None,
+                named: Callable[[Path], Path] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     The target may not be an input of the running command (:func:`check_output`); a full disk
     or a read-only place is an :class:`InputError` naming the target. ``mode`` (e.g. ``0o600``
-    for a private key) is set before anything is written.
+    for a private key) is set before anything is written. ``named``: the final path is chosen
+    from the written temporary file (a content-addressed name), then checked like any target;
+    ``path`` only places the temporary file.
     """
     target = Path(path)
-    with _temp_beside(target, mode) as tmp:
+    with _temp_beside(target, mode, check=named is None) as tmp:
         yield tmp
+        if named is not None:
+            target = named(tmp)
+            check_output(target)
         _commit(tmp, target)
 
 

@@ -1,17 +1,15 @@
 """A manifest's sidecar file: its name, and writing it so the manifest pair is replaced as one.
 
-``M.json``'s rows live in ``M.rows.<first 16 hex digits of their SHA-256>.parquet``: written
-under a random temporary name (``O_EXCL``), flushed, renamed, and the folder flushed, before the
-manifest that names it is written; the sidecar the replaced manifest named is removed only
-after that, and only when it is ours.
+``M.json``'s rows live in ``M.rows.<first 16 hex digits of their SHA-256>.parquet``, written
+through ``io.atomic_path`` (named by its content once written) before the manifest that names
+it; the sidecar the replaced manifest named is removed only after that, and only when it is
+ours.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,52 +43,21 @@ def bare_name(name: str) -> bool:
 
 
 def write_sidecar(write: Callable[[Path], None], manifest_path: Path) -> tuple[Path, str]:
-    """Write the sidecar beside ``manifest_path`` under its content's name: a random temporary
-    name (``O_EXCL``), flushed to disk, then renamed; returns its path and SHA-256."""
-    from poisonguard.io import check_output
+    """Write the sidecar beside ``manifest_path`` under its content's name through the one
+    atomic writer (random temporary name, fsync, rename, folder fsync); returns its path and
+    SHA-256."""
+    from poisonguard.io import atomic_path
 
-    folder = manifest_path.parent
-    where = f"{folder / _stem(manifest_path)}.rows.*.parquet"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{_stem(manifest_path)}.rows.",
-                                        suffix=".parquet", dir=folder)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        os.close(fd)
-    except OSError as exc:
-        raise InputError(f"{where}: cannot write ({exc.strerror})") from None
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
+    folder, digest = manifest_path.parent, ""
+
+    def by_content(tmp: Path) -> Path:
+        nonlocal digest
         digest = file_sha256(tmp)
-        side = folder / sidecar_name(manifest_path, digest)
-        check_output(side)
-        os.replace(tmp, side)
-        _fsync_folder(folder)
-    except OSError as exc:
-        raise InputError(f"{where}: cannot write ({exc.strerror})") from None
-    finally:
-        if os.path.lexists(tmp):
-            tmp.unlink()
-    return side, digest
+        return folder / sidecar_name(manifest_path, digest)
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable before the manifest that names the file is written."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every file system can sync a directory
-    finally:
-        os.close(fd)
+    with atomic_path(folder / f"{_stem(manifest_path)}.rows.parquet", named=by_content) as tmp:
+        write(tmp)
+    return folder / sidecar_name(manifest_path, digest), digest
 
 
 def previous_sidecar(manifest_path: Path, fmt: str) -> str | None:

@@ -126,15 +126,9 @@ class RowTable:
             return np.char.decode(self.ids, "utf-8").astype(object)
         return np.asarray([bytes(h).hex() for h in self.hashes], dtype=object)
 
-    def to_parquet(self, path: Path) -> None:
-        """Write ``id, hash, source, row`` atomically, 262,144 rows per row group."""
-        from poisonguard.io import atomic_path
-
-        with atomic_path(path) as tmp:
-            self._write_parquet(tmp)
-
-    def _write_parquet(self, target: Path) -> None:
-        """Write the table to ``target`` as it is (not atomic)."""
+    def write_parquet(self, target: Path) -> None:
+        """Write ``id, hash, source, row`` to ``target`` as it is, 262,144 rows per row group
+        (not atomic: for a temporary path of the atomic writer)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -371,7 +365,7 @@ def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None
     if p.is_dir():
         raise InputError(f"{p}: is a directory, expected a file to write")
     previous = previous_sidecar(p, FORMAT)
-    side, digest = write_sidecar(table._write_parquet, p)
+    side, digest = write_sidecar(table.write_parquet, p)
     final = Manifest(**{**manifest.__dict__, "signature": {},
                         "rows_file": {"name": side.name, "sha256": digest}})
     try:
