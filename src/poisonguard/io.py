@@ -32,9 +32,9 @@ from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
 __all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles", "check_writable",
-           "days_since_epoch", "file_format", "guarded_outputs", "load", "neutralise_formulas",
-           "read_bytes", "read_json", "register_input", "report_csv", "save", "save_to",
-           "write_rows", "write_text"]
+           "days_since_epoch", "file_format", "file_stamp", "guarded_outputs", "load",
+           "neutralise_formulas", "read_bytes", "read_json", "register_input", "report_csv", "save",
+           "save_to", "write_rows", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -281,8 +281,10 @@ def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[
     return df, lines if len(lines) == len(df) else []
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """``(size, mtime_ns)``: a file rewritten since is a file with another stamp (a stat, not
+    a read)."""
+    st = Path(path).stat()
     return (st.st_size, st.st_mtime_ns)
 
 
@@ -391,7 +393,7 @@ def _inf_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
 
 def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_col: str | None,
                    source_col: str | None, modality: Modality | None) -> Dataset:
-    stamp = _stamp(path)
+    stamp = file_stamp(path)
     df, lines = _read_table(path, fmt, tuple(c for c in (id_col, source_col) if c is not None))
     columns = list(df.columns)
     for role, col in (("label", label), ("id", id_col), ("source", source_col)):
@@ -888,7 +890,7 @@ def _kept_rows(ds: Dataset, fmt: str) -> tuple[Path, np.ndarray] | None:
         return None
     src = Path(origin.path)
     try:
-        same = _stamp(src) == origin.stamp
+        same = file_stamp(src) == origin.stamp
     except OSError:
         same = False
     if not same:

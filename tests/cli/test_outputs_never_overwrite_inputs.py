@@ -220,3 +220,24 @@ def test_the_guard_is_for_commands_not_for_library_calls(data: Path) -> None:
         io.load(data)
         with pytest.raises(InputError, match="output would overwrite the input"):
             io.save(ds, data)
+
+
+def test_a_file_rewritten_during_the_scan_is_refused(data: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The scan's provenance (SHA-256, Merkle root) must be of the rows it scanned."""
+    from poisonguard.provenance import manifest
+
+    real = manifest.fingerprint
+
+    def rewrite_then_hash(path: str, **roles: object) -> object:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("0.5,0.5,1\n")  # another writer appends a row meanwhile
+        return real(path, **roles)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manifest, "fingerprint", rewrite_then_hash)
+    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {data}: the file changed while it was being "
+                                       "scanned; scan it again\n")
+    assert not (tmp_path / "o" / "report.json").exists()

@@ -123,8 +123,11 @@ def check_model_out(out: Path, option: str = "--out") -> None:
 
 
 def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, title: str,
-                 option: str = "--defense") -> Any:
-    """Encode ``ds``, fit ``model`` on it, write the model folder ``out`` and print a summary."""
+                 option: str = "--defense", source: dict[str, Any] | None = None) -> list[Path]:
+    """Encode ``ds``, fit ``model`` on it, write the model folder ``out``, print a summary and
+    return the files written. ``source``: what the caller already knows of the file the rows
+    came from (its ``sha256``; ``file_rows`` when ``ds`` is a subset of it), so it is not read
+    again."""
     from poisonguard.defenses.store import save_model
 
     if ds.modality == "text" and not model.__sklearn_tags__().input_tags.sparse:
@@ -138,8 +141,9 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
     except ValueError as exc:  # a parameter value the defence refuses
         raise InputError(f"{option} {model.name}: {str(exc).splitlines()[0]}") from None
     origin = ds.origin
-    trained = {"name": ds.name, "rows": ds.n_rows, "label": label,
-               "sha256": _sha256(origin.path) if origin is not None and origin.path else None}
+    trained: dict[str, Any] = {"name": ds.name, "rows": ds.n_rows, "label": label, **(source or {})}
+    if "sha256" not in trained:
+        trained["sha256"] = _sha256(origin.path) if origin is not None and origin.path else None
     save_model(model, out, spec={"encoding": encoding, "trained_on": trained, "seed": seed})
     train_acc = float(np.mean(model.predict(X) == np.asarray(ds.y)))
     row: dict[str, Any] = {"defence": model.name, "rows": ds.n_rows, "features": X.shape[1],
@@ -151,8 +155,9 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
         row["models"] = len(model.estimators_)
         row["abstaining"] = model.n_abstaining_
     echo_table([row], title=title)
-    typer.echo(f"wrote {out / 'spec.json'} and {out / 'arrays.npz'}", err=True)
-    return model
+    written = [out / "spec.json", out / "arrays.npz"]
+    typer.echo(f"wrote {written[0]} and {written[1]}", err=True)
+    return written
 
 
 def _sha256(path: str) -> str:

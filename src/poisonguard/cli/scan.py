@@ -211,26 +211,29 @@ def _report_paths(out: Path) -> list[Path]:
     return [out / "scores.csv", out / "report.json", out / "report.html"]
 
 
-def _file_digest(data: str) -> str | None:
-    """The SHA-256 of DATA when it is a file (None for a built-in data set's name)."""
-    if not Path(data).exists():
-        return None
-    from poisonguard.provenance.hashing import file_sha256
+def _file_stamp(data: str) -> tuple[int, int] | None:
+    """DATA's ``(size, mtime_ns)`` when it is a file (None for a built-in data set's name)."""
+    from poisonguard.io import file_stamp
 
-    return file_sha256(data)
+    return file_stamp(data) if Path(data).exists() else None
 
 
-def _fingerprint(data: str, before: str, *, label: str, id_col: str | None,
+def _unchanged(data: str, before: tuple[int, int]) -> None:
+    """Refuse a file rewritten since the scan first looked at it."""
+    from poisonguard.io import file_stamp
+
+    if file_stamp(data) != before:
+        raise InputError(f"{data}: the file changed while it was being scanned; scan it again")
+
+
+def _fingerprint(data: str, before: tuple[int, int], *, label: str, id_col: str | None,
                  source_col: str | None) -> dict[str, Any]:
     """The scanned file's SHA-256 and the Merkle root a manifest with the same roles has, for
-    ``attest``; refuses a file that changed while it was read (the digest before loading it
-    must be the digest after hashing its rows)."""
-    from poisonguard.provenance.hashing import file_sha256
+    ``attest`` (one read of the file, both at once); refuses a file that changed meanwhile."""
     from poisonguard.provenance.manifest import fingerprint
 
     found = fingerprint(data, label=label, id_col=id_col, source_col=source_col)
-    if not before == found["sha256"] == file_sha256(data):
-        raise InputError(f"{data}: the file changed while it was being scanned; scan it again")
+    _unchanged(data, before)
     return found
 
 
@@ -336,7 +339,7 @@ def scan(
         raise InputError("--harden-param and --model-out belong to --harden: give --harden NAME")
     with Steps(quiet=quiet) as steps:
         steps("load data")
-        before = _file_digest(data)
+        before = _file_stamp(data)
         ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
         ref = None
         if reference is not None:
@@ -373,15 +376,18 @@ def scan(
         steps("write reports")
         written = write_outputs(report, out, provenance=provenance)
         if write_clean is not None:
+            if before is not None:  # the rows copied are the rows scanned
+                _unchanged(data, before)
             written.append(_write_clean(report, ds, write_clean))
         if defence is not None and model_out is not None:
             from poisonguard.cli.harden import fit_and_save
 
             steps(f"harden: train {harden} on the unflagged rows")
-            fit_and_save(defence, report.clean(), model_out, label=label, seed=seed,
-                         title=f"harden: {harden} on {ds.n_rows - report.n_flagged} unflagged rows",
-                         option="--harden")
-            written += [model_out / "spec.json", model_out / "arrays.npz"]
+            written += fit_and_save(
+                defence, report.clean(), model_out, label=label, seed=seed, option="--harden",
+                title=f"harden: {harden} on {ds.n_rows - report.n_flagged} unflagged rows",
+                source={"sha256": provenance["sha256"] if provenance else None,
+                        "file_rows": ds.n_rows})
     _summary(report, f"scan: {data}", written)
     share = report.n_flagged / ds.n_rows
     if fail_on is not None and share > fail_on:
