@@ -100,16 +100,19 @@ def _test_group(attack: Attack, train: Dataset, test: Dataset, group: np.ndarray
 
 
 def evaluate_attack(attack: Attack, train: Dataset, test: Dataset, *, model: Any = "logreg",
-                    seed: int = 0, variant: str = "", clean_model: Any = None) -> AttackOutcome:
+                    seed: int = 0, variant: str = "", clean_model: Any = None,
+                    result: Any = None) -> AttackOutcome:
     """Poison ``train`` with ``attack`` (``np.random.default_rng(seed)``), retrain, measure.
 
     ``clean_model`` is a model already fitted on ``train`` (fitted here when omitted); the
-    poisoned model is ``make_model(model, ...)`` fitted on the poisoned copy.
+    poisoned model is ``make_model(model, ...)`` fitted on the poisoned copy. ``result``: the
+    attack's result when it was already run (another model measured on the same rows).
     """
     start = time.perf_counter()
     if clean_model is None:
         clean_model = fit_quiet(make_model(model, train, random_state=seed), train.X, train.y)
-    result = attack.poison(train, rng=np.random.default_rng(seed))
+    if result is None:
+        result = attack.poison(train, rng=np.random.default_rng(seed))
     poisoned = result.dataset
     victim = fit_quiet(make_model(model, poisoned, random_state=seed), poisoned.X, poisoned.y)
     clean_acc, poisoned_acc = accuracy(clean_model, test), accuracy(victim, test)
@@ -256,12 +259,15 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
         for variant, factory in _plan(name, train, test, clean, seed, n_targets):
             for b in fractions:
                 try:
+                    planned = factory(b)
+                    results = [a.poison(train, rng=np.random.default_rng(seed)) for a in planned]
                     runs = [evaluate_attack(a, train, test, model=model, seed=seed, variant=variant,
-                                            clean_model=clean) for a in factory(b)]
-                    # a fresh attack with the same seed poisons the same rows
-                    shielded = [] if defense is None else [
+                                            clean_model=clean, result=r)
+                            for a, r in zip(planned, results, strict=True)]
+                    shielded = [] if defense is None else [  # the same poisoned rows
                         evaluate_attack(a, train, test, model=defense, seed=seed, variant=variant,
-                                        clean_model=guarded) for a in factory(b)]
+                                        clean_model=guarded, result=r)
+                        for a, r in zip(planned, results, strict=True)]
                 except InputError as exc:
                     rows.append(_skipped(name, variant, b, clean_acc, str(exc)))
                     defended.append(None)
