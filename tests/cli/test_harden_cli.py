@@ -50,9 +50,13 @@ def test_certificates_are_the_fitted_model_s(digits: tuple[Path, Path], tmp_path
     assert np.array_equal(got["radius"], cert.radius)
     assert np.array_equal(got["radius_changed"], cert.radius_changed)
     curve = pd.read_csv(tmp_path / "c" / "curve.csv")
-    assert curve["certified_accuracy"].iloc[0] == pytest.approx(got["correct"].mean())
-    assert np.all(np.diff(curve["certified_accuracy"]) <= 0)
-    assert curve["certified_accuracy"].iloc[0] >= 0.85 and curve["certified_accuracy"].iloc[-1] == 0
+    y_test = np.asarray(te.y)
+    assert list(curve["radius"]) == list(range(int(cert.radius.max()) + 2))
+    assert np.allclose(curve["certified_accuracy"],
+                       [cert.certified_accuracy(y_test, r) for r in curve["radius"]])
+    assert np.allclose(curve["certified_accuracy_changed"],
+                       [cert.certified_accuracy(y_test, r, changed=True) for r in curve["radius"]])
+    assert curve["certified_accuracy"].iloc[0] >= 0.85
     assert (tmp_path / "c" / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -234,3 +238,18 @@ def test_networks_round_trip(digits: tuple[Path, Path], tmp_path: Path, defense:
     X_test = np.asarray(te.X, dtype=np.float64).reshape(shape)
     assert np.allclose(loaded.predict_proba(X_test), fitted.predict_proba(X_test), atol=1e-6)
     assert spec["network"]["shape"] == ([8, 8] if cnn else [64])
+
+
+def test_an_edited_network_shape_is_refused_before_building(digits: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from poisonguard.defenses.store import load_model
+    from poisonguard.errors import InputError
+
+    assert main(["harden", str(digits[0]), "--defense", "robust-net", "--param", "epochs=1",
+                 "--out", str(tmp_path / "m")]) == 0
+    spec = json.loads((tmp_path / "m" / "spec.json").read_text())
+    spec["network"]["shape"] = [100_000, 100_000]  # a 10^10-input layer if it were built
+    (tmp_path / "m" / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(InputError, match=r"array 'net.1.weight' has shape \(64, 64\)"):
+        load_model(tmp_path / "m")

@@ -54,7 +54,6 @@ def test_certified_predictions_survive_the_worst_insertions_and_are_tight(digits
     k = 15
     model = PartitionEnsemble(KNeighborsClassifier(1), n_partitions=k).fit(X, y)
     cert = model.certify(X_test)
-    base_votes = model.votes(X)  # noqa: F841  (fitted on every row: a smoke check)
     rng = np.random.default_rng(0)
     checked = 0
     for i in np.flatnonzero((cert.radius >= 1) & (cert.radius <= 3))[:6]:

@@ -32,8 +32,13 @@ def test_bounded_losses_keep_what_cross_entropy_loses(flipped: tuple[np.ndarray,
     Xtr, noisy, Xte, yte = flipped
     score = {loss: get_defense("robust-net", net=net, loss=loss).fit(Xtr, noisy).score(Xte, yte)
              for loss in ("ce", "gce", "sce")}
-    # measured: mlp ce 0.896, gce 0.930, sce 0.943; cnn ce 0.915, gce 0.944, sce 0.959
-    assert score["gce"] >= score["ce"] + 0.02 and score["sce"] >= score["ce"] + 0.03
+    # measured on this split: mlp ce 0.896, gce 0.930, sce 0.943; cnn ce 0.915, gce 0.944,
+    # sce 0.959. benchmarks/results/harden.md (`nets`, other splits, 2 seeds) agrees for SCE on
+    # both networks and GCE on the MLP, but GCE on the CNN gains nothing there (0.943 vs 0.941):
+    # only what holds in both is asserted
+    assert score["sce"] >= score["ce"] + 0.02
+    if net == "mlp":
+        assert score["gce"] >= score["ce"] + 0.02
     assert min(score.values()) >= 0.85
 
 

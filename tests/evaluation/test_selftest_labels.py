@@ -15,4 +15,4 @@ def test_class_pair_flips_are_planted_on_two_text_labels() -> None:
     rows = {r.family: r for r in self_test(ds, rate=0.03, random_state=0).rows}
     pair = rows["class-pair flips"]
     assert pair.skipped == "" and pair.planted == 12  # 3 % of 400, from the larger class
-    assert 0.0 <= pair.recall <= 1.0
+    assert pair.auroc >= 0.7  # measured on these rows: AUROC 0.74, recall 0.25

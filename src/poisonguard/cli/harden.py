@@ -88,7 +88,6 @@ def harden(
 ) -> None:
     """Train a defended model on DATA and write it (no pickle)."""
     model = make_defense(defense, param or [])
-    check_savable(defense)
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     check_model_out(out)
     fit_and_save(model, ds, out, label=label, seed=seed, title=f"harden: {ds.name}")
@@ -101,15 +100,6 @@ def make_defense(defense: str, pairs: list[str], option: str = "--defense") -> A
     if defense not in DEFENSES:
         raise InputError(f"{option} {defense!r}: unknown; known: {', '.join(sorted(DEFENSES))}")
     return get_defense(defense, **_parse_params(pairs, defense))
-
-
-def check_savable(defense: str, option: str = "--defense") -> None:
-    """Refuse, before training, a defence whose model cannot be stored without pickle yet."""
-    from poisonguard.defenses.store import SAVABLE
-
-    if defense not in SAVABLE:
-        raise InputError(f"{option} {defense}: its model cannot be saved yet (savable: "
-                         f"{', '.join(SAVABLE)}); try it with `redteam --defense {defense}`")
 
 
 def check_model_out(out: Path, option: str = "--out") -> None:
@@ -207,9 +197,11 @@ def certify(
                                                  for r in radii],
                           "certified_accuracy_changed": [
                               float(np.mean(correct & (cert.radius_changed >= r))) for r in radii]})
-    io.report_csv(table, paths[0])
-    io.write_text(paths[1], curve.to_csv(index=False, float_format="%.6g"))
-    _plot(curve, paths[2], title=f"{spec['defense']} on {ds.name}")
+    # one group, certificates.csv last: it is never beside a curve of another run
+    with io.atomic_paths([paths[1], paths[2], paths[0]]) as (curve_tmp, png_tmp, table_tmp):
+        curve_tmp.write_text(curve.to_csv(index=False, float_format="%.6g"), encoding="utf-8")
+        _plot(curve, png_tmp, title=f"{spec['defense']} on {ds.name}")
+        table_tmp.write_text(io.neutralise_formulas(table).to_csv(index=False), encoding="utf-8")
     half = curve.loc[curve["certified_accuracy"] >= 0.5, "radius"]
     echo_table([{"rows": ds.n_rows, "accuracy": f"{float(np.mean(correct)):.3f}",
                  "median radius": f"{float(np.median(cert.radius)):.0f}",
@@ -282,12 +274,12 @@ def _text_like(ds: Dataset, enc: Any, where: Path) -> Any:
 
 
 def _plot(curve: Any, path: Path, *, title: str) -> None:
+    """The certified-accuracy curve as PNG to ``path`` (a temporary path of the atomic writer)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from poisonguard import io
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.step(curve["radius"], curve["certified_accuracy"], where="post",
@@ -300,8 +292,7 @@ def _plot(curve: Any, path: Path, *, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
 
 

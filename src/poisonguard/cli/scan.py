@@ -329,10 +329,9 @@ def scan(
         io.file_format(write_clean)
     defence = None
     if harden is not None:
-        from poisonguard.cli.harden import check_model_out, check_savable, make_defense
+        from poisonguard.cli.harden import check_model_out, make_defense
 
         defence = make_defense(harden, harden_param or [], "--harden")
-        check_savable(harden, "--harden")
         model_out = model_out or out / "model"
         check_model_out(model_out, "--model-out")
     elif harden_param or model_out is not None:

@@ -24,10 +24,9 @@ from poisonguard.defenses.partition import FiniteAggregation, PartitionEnsemble,
 from poisonguard.defenses.robust import RobustLinear
 from poisonguard.errors import InputError
 
-__all__ = ["FORMAT", "SAVABLE", "load_model", "save_model"]
+__all__ = ["FORMAT", "load_model", "save_model"]
 
 FORMAT = "poisonguard-model/1"
-SAVABLE = ("abl", "dp-sgd", "dpa", "fa", "robust-linear", "robust-net")
 _NETWORKS = ("abl", "robust-net")
 _MAX_MODELS = 100_000
 
@@ -271,6 +270,11 @@ def _network_from(name: str, arrays: Any, spec: dict[str, Any], classes: np.ndar
         raise InputError(f"{where}: 'network' in spec.json must give net (mlp or cnn), width "
                          "and shape")
     dims = tuple(int(s) for s in shape)
+    # the first layer's stored weights must be what the spec describes before a network of that
+    # size is built: a hand-edited shape or width cannot make us allocate more than was stored
+    first = ("net.1.weight", (width, int(np.prod(dims)))) if kind == "mlp" else (
+        "net.0.weight", (width, 1 if len(dims) == 2 else dims[-1], 3, 3))
+    _array(arrays, first[0], where, shape=first[1])
     reference = make_net(str(kind), dims, max(len(classes), 2), width).state_dict()
     model = DEFENSES[name](net=kind, width=width)
     model.state_ = {}
