@@ -71,6 +71,7 @@ from poisonguard.defenses import (
     copies_into_parts,
 )
 from poisonguard.evaluation import attack_success_rate, markdown_table, publish, split
+from poisonguard.io import atomic_path
 from poisonguard.models import make_model
 from poisonguard.models._codec import NumericCodec
 from poisonguard.scan import scan
@@ -359,7 +360,8 @@ def plot_curves(curves: dict[str, list[tuple[str, np.ndarray]]], path: Path) -> 
         ax.set_title(name)
         ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
 
 
 # ---------------------------------------------------------------------- audit
@@ -613,7 +615,8 @@ def plot_dp(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"{name}: DP-SGD, {DP_RATE:.0%} patch backdoor")
         ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
 
 
 def append_sections(existing: str, new: list[str]) -> str:

@@ -109,7 +109,6 @@ def attack(
     from poisonguard.attacks import get_attack
 
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
-    io.file_format(out)
     if ds.modality == "image" and io.file_format(out) != "npz":
         raise InputError(f"--out {out}: image data can only be saved as .npz")
     truth_path = truth or out.with_name(out.name.split(".")[0] + ".truth.csv")

@@ -208,7 +208,9 @@ def _qualify(data: str, ds: Dataset, exc: InputError) -> InputError:
 
 
 def _report_paths(out: Path) -> list[Path]:
-    return [out / "scores.csv", out / "report.json", out / "report.html"]
+    from poisonguard.provenance.attest import SCAN_FILES  # what attest and sources read back
+
+    return [out / name for name in SCAN_FILES]
 
 
 def _file_stamp(data: str) -> tuple[int, int] | None:
@@ -348,7 +350,6 @@ def scan(
             io.check_output(path, "--out")
         if write_clean is not None:
             io.check_output(write_clean, "--write-clean")
-        if write_clean is not None:
             _check_write_clean(write_clean, ds, out)
         _check_classes(data, ds, label)
         if isinstance(n_budget, int) and n_budget > ds.n_rows:

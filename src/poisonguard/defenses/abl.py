@@ -12,9 +12,9 @@ their training loss drops to near zero in the first epochs. ABL uses that in thr
    forgets the trigger -> target shortcut while the clean rows keep the rest.
 
 Networks: ``net="mlp"`` (one hidden layer, any numeric features) or ``"cnn"`` (two conv
-blocks, images ``(n, h, w[, c])``). One training loop (``_torch.train_epochs``) serves every stage.
-The trained weights are kept as numpy arrays (``state_``); prediction needs torch for the CNN
-only. Needs ``pip install torch==2.13.0``.
+blocks, images ``(n, h, w[, c])``). One training loop (``models._loop.train_epochs``) serves
+every stage. The trained weights are kept as numpy arrays (``state_``); prediction rebuilds the
+network from them. Needs ``pip install torch==2.13.0``.
 """
 
 from __future__ import annotations

@@ -134,15 +134,19 @@ def spread_offsets(n_buckets: int, spread: int) -> np.ndarray:
     return np.concatenate([[0], np.sort(rest)]).astype(np.int64)
 
 
+def _counts(model_votes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Votes per class, shape ``(n, n_classes)``, from each model's vote (-1 abstains)."""
+    return np.stack([(model_votes == c).sum(axis=1) for c in range(n_classes)], axis=1).astype(
+        np.int64)
+
+
 def bucket_radius(model_votes: np.ndarray, n_classes: int, offsets: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(prediction, radius, radius_changed)`` from each model's vote (class code, -1 for an
     abstention), shape ``(n, n_models)``, with bucket ``j`` feeding models ``(j + offsets) mod
     n_models`` (module docstring)."""
     n, m = model_votes.shape
-    counts = np.zeros((n, n_classes), dtype=np.int64)
-    for c in range(n_classes):
-        counts[:, c] = (model_votes == c).sum(axis=1)
+    counts = _counts(model_votes, n_classes)
     pred = counts.argmax(axis=1)
     own = counts[np.arange(n), pred]
     radius = np.full(n, m, dtype=np.int64)
@@ -252,8 +256,7 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def votes(self, X: Any) -> np.ndarray:
         """Vote counts, shape ``(n, n_classes)``, in :attr:`classes_` order."""
-        mv = self.model_votes(X)
-        return np.stack([(mv == c).sum(axis=1) for c in range(len(self.classes_))], axis=1)
+        return _counts(self.model_votes(X), len(self.classes_))
 
     def predict(self, X: Any) -> np.ndarray:
         votes = self.votes(X)
@@ -271,9 +274,8 @@ class _Aggregation(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Prediction and certified radii per input (module docstring)."""
         mv = self.model_votes(X)
         pred, radius, changed = bucket_radius(mv, len(self.classes_), self.offsets_)
-        votes = np.stack([(mv == c).sum(axis=1) for c in range(len(self.classes_))], axis=1)
         return Certificate(prediction=self.classes_[pred], radius=radius,
-                           radius_changed=changed, votes=votes)
+                           radius_changed=changed, votes=_counts(mv, len(self.classes_)))
 
 
 @register
