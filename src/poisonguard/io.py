@@ -31,10 +31,10 @@ import pandas as pd
 from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles", "check_writable",
-           "days_since_epoch", "file_format", "file_stamp", "guarded_outputs", "load",
-           "neutralise_formulas", "read_bytes", "read_json", "register_input", "report_csv", "save",
-           "save_to", "write_rows", "write_text"]
+__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles",
+           "check_target", "check_writable", "days_since_epoch", "file_format", "file_stamp",
+           "guarded_outputs", "load", "neutralise_formulas", "read_bytes", "read_json",
+           "register_input", "report_csv", "save", "save_to", "write_rows", "write_text"]
 
 FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -116,6 +116,18 @@ def _not_regular(mode: int) -> str | None:
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def check_target(path: str | Path, option: str = "") -> None:
+    """Everything a command checks of an output before it starts work: not one of its inputs
+    (:func:`check_output`), not a directory, and in a folder that can be made and written
+    (:func:`check_writable`)."""
+    target = Path(path)
+    check_output(target, option)
+    if target.is_dir():
+        raise InputError(f"{option + ' ' if option else ''}{target}: is a directory, expected a "
+                         "file to write")
+    check_writable(target, option)
 
 
 def check_writable(path: str | Path, option: str = "") -> None:

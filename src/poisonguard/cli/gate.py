@@ -29,13 +29,14 @@ __all__ = ["gate"]
 Opt = typer.Option
 
 
-def _outputs(fmt: str, accepted: Path, quarantine: Path) -> list[Path]:
-    """Every file the gate writes whose name is known before it runs. The manifest's sidecar
-    (``OUT.manifest.rows.<digest>.parquet``) is named by its content, so it is checked against
-    the inputs when it is written (``manifest.write``), not here."""
+def _outputs(fmt: str, accepted: Path, quarantine: Path) -> list[tuple[str, Path]]:
+    """Every file the gate writes whose name is known before it runs, with the option that
+    names it. The manifest's sidecar (``OUT.manifest.rows.<digest>.parquet``) is named by its
+    content, so it is checked against the inputs when it is written, not here."""
     manifest = accepted.with_name(accepted.stem + ".manifest.json")
-    return [accepted, manifest, quarantine / f"quarantined.{fmt}",
-            quarantine / "reasons.csv", quarantine / "gate.json"]
+    return [("--accepted", accepted), ("--accepted", manifest),
+            *(("--quarantine", quarantine / name)
+              for name in (f"quarantined.{fmt}", "reasons.csv", "gate.json"))]
 
 
 def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
@@ -52,11 +53,8 @@ def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
     for given in [batch, *inputs]:
         if given is not None and Path(given).exists():
             io.register_input(given)
-    for i, out in enumerate(_outputs(fmt, accepted, quarantine)):
-        option = "--accepted" if i < 2 else "--quarantine"  # accepted, its manifest; the rest
-        io.check_output(out, option)
-        if out.is_dir():
-            raise InputError(f"{option} {out}: is a directory, expected a file to write")
+    for option, out in _outputs(fmt, accepted, quarantine):
+        io.check_target(out, option)
     return fmt
 
 
@@ -166,7 +164,7 @@ def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, b
         from poisonguard.cli.ledger import entry_from_file
         from poisonguard.provenance import manifest as mf
 
-        m_path = _outputs(fmt, accepted, quarantine)[1]
+        m_path = _outputs(fmt, accepted, quarantine)[1][1]
         cols = ds.origin
         built, rows_table = mf.build(str(accepted), label=cols.label if cols else "label",
                                      id_col=cols.id_col if cols else None,

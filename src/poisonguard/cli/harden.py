@@ -103,13 +103,14 @@ def make_defense(defense: str, pairs: list[str], option: str = "--defense") -> A
 
 
 def check_model_out(out: Path, option: str = "--out") -> None:
-    """Refuse a model folder that is a file or would overwrite an input, before any work."""
+    """Refuse, before any work, a model folder that is a file, or whose files would overwrite
+    an input or cannot be written."""
     from poisonguard import io
 
     if out.exists() and not out.is_dir():
         raise InputError(f"{option} {out}: is a file, expected a folder")
     for name in ("spec.json", "arrays.npz"):
-        io.check_output(out / name, option)
+        io.check_target(out / name, option)
 
 
 def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, title: str,

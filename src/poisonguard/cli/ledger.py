@@ -72,12 +72,9 @@ def _checkpoint_file(path: Path) -> Any:
 def _check_out(path: Path, option: str) -> None:
     """Refuse an output path before anything is appended or written: one of the command's
     inputs (the ledger, the file appended; after links), or a directory."""
-    from poisonguard.io import check_output, check_writable
+    from poisonguard.io import check_target
 
-    check_output(path, option)
-    if path.is_dir():
-        raise InputError(f"{option} {path}: is a directory, expected a file to write")
-    check_writable(path, option)
+    check_target(path, option)
 
 
 def trusted_checkpoints(values: list[str]) -> list[Any]:

@@ -358,12 +358,10 @@ def write(manifest: Manifest, table: RowTable, path: str | Path, key: Any = None
     """Write the sidecar ``M.rows.<digest>.parquet``, then ``M.json`` (both atomically), then
     remove the sidecar the replaced ``M.json`` named; returns the manifest as written (with the
     sidecar's name and digest, re-signed with ``key`` when given)."""
-    from poisonguard.io import check_output, write_text
+    from poisonguard.io import check_target, write_text
 
     p = Path(path)
-    check_output(p)  # before the sidecar is written: never over an input, nothing left behind
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a file to write")
+    check_target(p)  # before the sidecar is written: never over an input, nothing left behind
     previous = previous_sidecar(p, FORMAT)
     side, digest = write_sidecar(table.write_parquet, p)
     final = Manifest(**{**manifest.__dict__, "signature": {},
