@@ -6,6 +6,7 @@ stays within the data range it was fitted on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,14 +35,19 @@ def _check_fits(X: Any, h: int, w: int, row: int, col: int, what: str) -> None:
         raise InputError(f"{what} at ({row}, {col}) does not fit images of shape {shape[1:]}")
 
 
-def _stamp(X: Any, mask: np.ndarray, row: int, col: int, value: float, what: str) -> np.ndarray:
-    """A copy of images ``X`` with the pixels of ``mask`` (its top-left corner at ``(row, col)``)
-    set to ``value``; ``what`` names the stamp in the error when it does not fit."""
-    h, w = mask.shape
+def _stamp(X: Any, size: tuple[int, int], row: int, col: int, value: float, what: str,
+           mask: Callable[[], np.ndarray] | None = None) -> np.ndarray:
+    """A copy of images ``X`` with an ``h x w`` window at ``(row, col)`` set to ``value``: all of
+    it, or the pixels of ``mask()`` (built only once the window is known to fit; a saved
+    trigger may claim any size). ``what`` names the stamp in the error when it does not fit."""
+    h, w = size
     _check_fits(X, h, w, row, col, what)
     out = np.array(X, copy=True)
     window = out[:, row:row + h, col:col + w]
-    window[:, mask] = value
+    if mask is None:
+        window[:] = value
+    else:
+        window[:, mask()] = value
     return out
 
 
@@ -64,10 +70,8 @@ class PatchTrigger(Trigger):
     target_class: Any
 
     def apply(self, X: Any) -> Any:
-        what = f"a {self.size}-pixel patch"
-        _check_fits(X, self.size, self.size, self.row, self.col, what)
-        return _stamp(X, np.ones((self.size, self.size), dtype=bool), self.row, self.col,
-                      self.value, what)
+        return _stamp(X, (self.size, self.size), self.row, self.col, self.value,
+                      f"a {self.size}-pixel patch")
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,8 @@ class ShapeTrigger(Trigger):
         if not h or any(len(line) != w or set(line) - {"#", "."} for line in self.glyph):
             raise InputError(f"shape trigger: 'glyph' must be rows of equal length made of "
                              f"'#' and '.' (got {h} rows)")
-        _check_fits(X, h, w, self.row, self.col, what)
-        mask = np.array([[c == "#" for c in line] for line in self.glyph], dtype=bool)
-        return _stamp(X, mask, self.row, self.col, self.value, what)
+        return _stamp(X, (h, w), self.row, self.col, self.value, what, mask=lambda: np.array(
+            [[c == "#" for c in line] for line in self.glyph], dtype=bool))
 
 
 @dataclass(frozen=True)

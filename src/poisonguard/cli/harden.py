@@ -52,23 +52,21 @@ def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
     return out
 
 
-_TFIDF: dict[str, Any] = {"ngram_range": (1, 2), "sublinear_tf": True, "lowercase": True}
-
-
 def _encode(ds: Dataset) -> tuple[Any, dict[str, Any]]:
     """Features as numbers and the encoding that reproduces them: tables and images through
-    :class:`NumericCodec`; text as TF-IDF word 1-2-grams (sparse), vocabulary and IDF kept."""
+    :class:`NumericCodec`; text through the modality's own featurizer (TF-IDF, sparse), its
+    vocabulary, IDF and settings kept."""
+    from poisonguard.models import featurizer
     from poisonguard.models._codec import NumericCodec
 
     if ds.modality == "text":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(**_TFIDF, dtype=np.float64)
+        vec = featurizer(ds)
         X = vec.fit_transform(np.asarray(ds.X, dtype=str))
         terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
         return X, {"text": {"vocabulary": terms, "idf": [float(v) for v in vec.idf_],
-                            "ngram_range": [1, 2],
-                            "sublinear_tf": True, "lowercase": True}}
+                            "ngram_range": list(vec.ngram_range),
+                            "sublinear_tf": bool(vec.sublinear_tf),
+                            "lowercase": bool(vec.lowercase)}}
     codec = NumericCodec.fit(ds)
     return codec.encode(ds.X), codec.spec()
 
