@@ -31,8 +31,8 @@ import pandas as pd
 from poisonguard.dataset import FEATURE_MAX, Dataset, Modality, Origin
 from poisonguard.errors import InputError
 
-__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_output", "check_roles",
-           "check_target", "check_writable", "days_since_epoch", "file_format", "file_stamp",
+__all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_csv_shape", "check_output",
+           "check_roles", "check_target", "check_writable", "days_since_epoch", "file_format", "file_stamp",
            "guarded_outputs", "load", "neutralise_formulas", "read_bytes", "read_json",
            "register_input", "report_csv", "save", "save_to", "write_rows", "write_text"]
 
@@ -219,11 +219,12 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         csv.field_size_limit(old)
 
 
-def _check_csv_shape(path: Path) -> list[int]:
+def check_csv_shape(path: Path, *, lines: bool = True) -> list[int]:
     """Refuse ragged rows (every line must have as many fields as the header) and repeated
     column names (pandas would rename them: ``label,label`` becomes ``label, label.1``).
 
-    Returns the line each row starts on (quoted fields may span lines; blank lines are skipped).
+    Returns the line each row starts on (quoted fields may span lines; blank lines are
+    skipped); ``lines`` False: nothing is kept (memory stays flat however long the file).
     """
     rows = _csv_rows(path)
     _, header = next(rows, (0, []))
@@ -236,7 +237,8 @@ def _check_csv_shape(path: Path) -> list[int]:
         if len(row) != width:
             raise InputError(f"{path}: line {start} has {len(row)} fields but the "
                              f"header has {width}")
-        starts.append(start)
+        if lines:
+            starts.append(start)
     return starts
 
 
@@ -274,7 +276,7 @@ def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[
     lines: list[int] = []
     try:
         if fmt == "csv":
-            lines = _check_csv_shape(path)
+            lines = check_csv_shape(path)
             # ids and sources are names, read as text: "007" must not become 7
             df = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(text_cols, str))
         else:

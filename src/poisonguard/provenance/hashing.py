@@ -342,12 +342,12 @@ def table_chunks(path: str | Path, fmt: str, *, label: str, id_col: str | None,
     text = {c: str for c in (id_col, source_col) if c is not None}
     start = 0
     if fmt == "csv":
-        from poisonguard.io import _check_csv_shape
+        from poisonguard.io import check_csv_shape
 
         try:
             # ragged rows are refused as scan refuses them (pandas would fill short rows with
             # nulls); the check streams the file and its list of row lines is freed here
-            _check_csv_shape(p)
+            check_csv_shape(p, lines=False)
             header = list(pd.read_csv(p, nrows=0).columns)
             _check_columns(header, str(p), label, id_col, source_col)
             reader = pd.read_csv(p, chunksize=rows_per_chunk(len(header), chunk_rows),
