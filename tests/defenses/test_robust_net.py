@@ -56,3 +56,26 @@ def test_reproducible_and_parameters_named(flipped: tuple[np.ndarray, ...]) -> N
 @parametrize_with_checks([RobustNet(loss="gce", epochs=30, warmup=10, batch_size=16)])
 def test_sklearn_contract(estimator: RobustNet, check: object) -> None:
     check(estimator)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", ["robust-net", "abl", "dp-sgd"])
+def test_networks_take_sparse_text_features(toy_tfidf: tuple[object, np.ndarray], name: str) -> None:
+    """TF-IDF text (sparse) trains the torch defences as it trains the linear ones: the two
+    vocabularies are learnt, dense and sparse copies give the same predictions."""
+    if name == "dp-sgd":
+        pytest.importorskip("opacus")
+    X, y = toy_tfidf
+    params = {"epsilon": 8.0} if name == "dp-sgd" else {}
+    model = get_defense(name, random_state=0, **params).fit(X, y)
+    assert model.score(X, y) >= 0.9
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.toarray()))
+
+
+def test_oversized_sparse_input_is_refused_with_its_size(monkeypatch: pytest.MonkeyPatch,
+                                                         toy_tfidf: tuple[object, np.ndarray]) -> None:
+    from poisonguard.defenses import _torch
+
+    monkeypatch.setattr(_torch, "DENSE_LIMIT", 1024)
+    X, y = toy_tfidf
+    with pytest.raises(ValueError, match=r"sparse input of 400 x \d+ needs .* GiB dense"):
+        get_defense("robust-net").fit(X, y)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -71,12 +72,18 @@ class TorchDefense(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             arr = arr[:, None] if arr.ndim == 3 else np.moveaxis(arr, -1, 1)
         return torch.from_numpy(np.ascontiguousarray(arr))
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF text, made dense (bounded) for the network
+        return tags
+
     def _prepare(self, X: Any, y: Any) -> tuple[Any, Any, Any, Any]:
         """Validate, learn the scaling, seed torch: ``(data, labels, network, generator)``."""
         torch = require_torch()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        arr, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True)
+        arr, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True, accept_sparse="csr")
+        arr = dense(arr)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.shape_ = tuple(int(s) for s in arr.shape[1:])
@@ -106,7 +113,8 @@ class TorchDefense(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba(self, X: Any) -> np.ndarray:
         torch = require_torch()
         check_is_fitted(self, "state_")
-        arr = validate_data(self, X, dtype=np.float64, allow_nd=True, reset=False)
+        arr = dense(validate_data(self, X, dtype=np.float64, allow_nd=True, reset=False,
+                                   accept_sparse="csr"))
         if tuple(arr.shape[1:]) != self.shape_:
             raise ValueError(f"X has rows of shape {arr.shape[1:]}, but {type(self).__name__} is "
                              f"expecting {self.shape_}")
@@ -120,3 +128,19 @@ class TorchDefense(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         proba = self.predict_proba(X)
         out: np.ndarray = self.classes_[proba.argmax(axis=1)]
         return out
+
+
+DENSE_LIMIT = 2**31  # bytes: the most a sparse input (TF-IDF text) may take once made dense
+
+
+def dense(arr: Any) -> np.ndarray:
+    """Networks take dense rows: a sparse matrix (text features) is made dense when it fits in
+    :data:`DENSE_LIMIT` bytes, and refused with its size otherwise."""
+    if not sp.issparse(arr):
+        return np.asarray(arr)
+    n, d = arr.shape
+    if n * d * 8 > DENSE_LIMIT:
+        raise ValueError(f"sparse input of {n:,} x {d:,} needs {n * d * 8 / 2**30:.1f} GiB dense; "
+                         f"networks take at most {DENSE_LIMIT / 2**30:.0f} GiB: use fewer features "
+                         "or a linear defence")
+    return np.asarray(arr.toarray())

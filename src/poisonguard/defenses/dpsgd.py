@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from poisonguard.defenses._base import register
+from poisonguard.defenses._torch import dense
 from poisonguard.errors import DependencyError
 
 __all__ = ["DPSGDClassifier", "require_opacus"]
@@ -120,13 +121,19 @@ class DPSGDClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return nn.Sequential(nn.Linear(d, int(self.hidden)), nn.Tanh(),
                              nn.Linear(int(self.hidden), k))
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # TF-IDF text, made dense (bounded) for the network
+        return tags
+
     def fit(self, X: Any, y: Any) -> DPSGDClassifier:
         opacus = require_opacus()
         import torch
 
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=np.float64, accept_sparse="csr")
+        X = dense(X)
         check_classification_targets(y)
         delta = self._check_params(len(X))
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -184,7 +191,7 @@ class DPSGDClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "state_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = dense(validate_data(self, X, dtype=np.float64, reset=False, accept_sparse="csr"))
         Z = (X - self.mean_) / self.scale_
         layers = sorted({key.split(".")[0] for key in self.state_}, key=int)
         for i, layer in enumerate(layers):
