@@ -29,9 +29,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,32 +38,20 @@ import scipy.sparse as sp
 from poisonguard._validation import check_choice
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
+from poisonguard.models.knn import Neighbors
 
-__all__ = ["EMBEDDERS", "PROBA_MODELS", "Evidence", "Neighbors"]
+if TYPE_CHECKING:
+    from poisonguard.models.knn import NeighborIndex
+    from poisonguard.models.proxies import Embedder, FittedProba, Projector, ProxyConfig
+
+__all__ = ["EMBEDDERS", "PROBA_MODELS", "Evidence", "Neighbors", "View"]
 
 PROBA_MODELS: tuple[str, ...] = ("auto", "logreg", "hgb")
 EMBEDDERS: tuple[str, ...] = ("auto", "mlp", "cnn", "minilm")
-_HGB_FROM_ROWS = 5000
 _FEATURE_K = 20
 
 Progress = Callable[[str], Any]
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Neighbors:
-    """The ``k`` nearest other rows of every row: ``indices`` and ``distances``, shape ``(n, k)``,
-    nearest first (a row is never its own neighbour). ``exact`` is False for the approximate
-    index used on large data."""
-
-    indices: np.ndarray
-    distances: np.ndarray
-    exact: bool = True
-
-    @property
-    def k(self) -> int:
-        """Neighbours per row."""
-        return int(self.indices.shape[1])
 
 
 class Evidence:
@@ -76,7 +63,8 @@ class Evidence:
 
     def __init__(self, dataset: Dataset, *, model: str | Any = "auto", embedder: str = "auto",
                  folds: int = 5, k: int = 10, reference: Dataset | None = None,
-                 random_state: int = 0, progress: Progress | None = None) -> None:
+                 random_state: int = 0, progress: Progress | None = None,
+                 classes: Any = None) -> None:
         if not isinstance(dataset, Dataset):
             raise InputError(f"Evidence needs a Dataset (got {type(dataset).__name__})")
         if dataset.n_rows < 2:
@@ -100,6 +88,7 @@ class Evidence:
         self.notes: list[str] = []
         self._progress = progress
         self._memo: dict[Hashable, Any] = {}
+        self._classes = None if classes is None else np.asarray(classes)
 
     # ------------------------------------------------------------------ helpers
     @contextmanager
@@ -132,42 +121,64 @@ class Evidence:
     # ------------------------------------------------------------------ fields
     @cached_property
     def classes(self) -> np.ndarray:
-        """Sorted distinct labels; ``labels`` index into it."""
+        """Sorted distinct labels; ``labels`` index into it (all the data's classes when the
+        evidence was fitted on a sample, see ``classes=``)."""
+        if self._classes is not None:
+            return self._classes
         return np.asarray(self.dataset.classes)
 
     @cached_property
     def labels(self) -> np.ndarray:
         """Integer label codes ``(n,)``."""
-        return np.searchsorted(self.classes, np.asarray(self.dataset.y)).astype(np.int64)
+        return label_codes(self.classes, self.dataset)
+
+    @property
+    def config(self) -> ProxyConfig:
+        """What the proxies are told besides the arrays."""
+        from poisonguard.models.proxies import ProxyConfig
+
+        return ProxyConfig(self.dataset.modality, len(self.classes), self.model, self.folds,
+                           self.random_state)
 
     @cached_property
-    def features(self) -> Any:
-        """The modality's encoded numeric matrix (float64; scipy sparse for text). How messy
-        tabular columns were encoded (missing values, dates, many categories) goes to ``notes``."""
+    def _encoded(self) -> tuple[Any, Any]:
         from poisonguard.models import describe_encoding, featurizer
 
         with self._step("features"):
             for line in describe_encoding(self.dataset):
                 self.note(line)
-            F = featurizer(self.dataset).fit_transform(self.dataset.X)
-            if sp.issparse(F) and self.dataset.modality != "text":
-                F = F.toarray()
-            return F.astype(np.float64) if sp.issparse(F) else np.asarray(F, dtype=np.float64)
+            encoder = featurizer(self.dataset)
+            return encoder, _as_features(encoder.fit_transform(self.dataset.X), self.dataset)
+
+    @property
+    def features(self) -> Any:
+        """The modality's encoded numeric matrix (float64; scipy sparse for text). How messy
+        tabular columns were encoded (missing values, dates, many categories) goes to ``notes``."""
+        return self._encoded[1]
 
     @cached_property
     def proba(self) -> np.ndarray:
         """Out-of-fold predicted probabilities ``(n, n_classes)``; rows sum to 1."""
         from poisonguard.models.proxies import out_of_fold_proba
 
+        F = self.features
         with self._step("proba"):
-            return out_of_fold_proba(self, self.model)
+            proba, notes = out_of_fold_proba(F, self.labels, self.config)
+        for line in notes:
+            self.note(line)
+        return proba
 
     @cached_property
-    def _network(self) -> tuple[np.ndarray, np.ndarray]:
+    def _network(self) -> tuple[np.ndarray, np.ndarray, Embedder]:
         from poisonguard.models.proxies import train_embedding
 
+        F = self.features
         with self._step("embedding"):
-            return train_embedding(self, self.embedder)
+            out = train_embedding(self.dataset, F, self.labels, self.classes, self.embedder,
+                                  self.config)
+        for line in out[3]:
+            self.note(line)
+        return out[0], out[1], out[2]
 
     @property
     def embedding(self) -> np.ndarray:
@@ -188,20 +199,167 @@ class Evidence:
         with self._step("neighbors"):
             return nearest_neighbors(emb, self.k, random_state=self.random_state)
 
+    @property
+    def feature_k(self) -> int:
+        """Neighbours per row in the label-free feature view."""
+        return min(max(self.k, _FEATURE_K), self.n_rows - 1)
+
+    @cached_property
+    def _label_free(self) -> tuple[Projector, np.ndarray]:
+        from poisonguard.models.proxies import label_free_projector
+
+        return label_free_projector(self.features, self.random_state)
+
     @cached_property
     def feature_neighbors(self) -> Neighbors:
         """The ``max(k, 20)`` nearest other rows in a label-free view of ``features``."""
         from poisonguard.models.knn import nearest_neighbors
-        from poisonguard.models.proxies import label_free_view
 
-        F = self.features
+        self.features  # noqa: B018 - encoded before the step's clock starts
         with self._step("feature neighbors"):
-            k = min(max(self.k, _FEATURE_K), self.n_rows - 1)
-            return nearest_neighbors(label_free_view(self, F), k, random_state=self.random_state)
+            view = self._label_free[1]
+            return nearest_neighbors(view, self.feature_k, random_state=self.random_state)
 
     def computed(self) -> tuple[str, ...]:
         """Names of the fields computed so far."""
-        names = ("classes", "labels", "features", "proba", "_network", "neighbors",
+        names = ("classes", "labels", "_encoded", "proba", "_network", "neighbors",
                  "feature_neighbors")
-        return tuple(n.lstrip("_").replace("network", "embedding") for n in names
-                     if n in self.__dict__)
+        return tuple(n.lstrip("_").replace("network", "embedding").replace("encoded", "features")
+                     for n in names if n in self.__dict__)
+
+    # ------------------------------------------------------------------ the second phase
+    def view(self, dataset: Dataset | None = None) -> View:
+        """Row-local fields of ``dataset``'s rows computed from this evidence's fitted state
+        (``None``: the fitted rows themselves, whose fields are the evidence's own)."""
+        return View(self, dataset)
+
+    @cached_property
+    def fitted_proba(self) -> FittedProba:
+        """The probability model refitted on every fitted row, for rows outside them."""
+        from poisonguard.models.proxies import fit_proba_model
+
+        with self._step("proba model"):
+            return fit_proba_model(self.features, self.labels, self.config)
+
+    @cached_property
+    def neighbor_index(self) -> NeighborIndex:
+        """The fitted rows' embeddings, searchable by new rows."""
+        from poisonguard.models.knn import NeighborIndex
+
+        return NeighborIndex(self.embedding, random_state=self.random_state)
+
+    @cached_property
+    def feature_index(self) -> NeighborIndex:
+        """The fitted rows' label-free feature view, searchable by new rows."""
+        from poisonguard.models.knn import NeighborIndex
+
+        return NeighborIndex(self._label_free[1], random_state=self.random_state)
+
+
+def label_codes(classes: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """Integer codes of ``dataset``'s labels into ``classes``; a label outside them is an error
+    naming it."""
+    y = np.asarray(dataset.y)
+    codes = np.searchsorted(classes, y)
+    bad = (codes >= len(classes)) | (np.asarray(classes[np.minimum(codes, len(classes) - 1)]) != y)
+    if bad.any():
+        raise InputError(f"{dataset.name or 'data'}: label {str(y[np.argmax(bad)])!r} is not one of "
+                         f"the fitted classes ({', '.join(map(str, classes[:10]))})")
+    return codes.astype(np.int64)
+
+
+def _as_features(F: Any, dataset: Dataset) -> Any:
+    if sp.issparse(F) and dataset.modality != "text":
+        F = F.toarray()
+    return F.astype(np.float64) if sp.issparse(F) else np.asarray(F, dtype=np.float64)
+
+
+class View:
+    """The row-local fields of some rows, computed from a fitted :class:`Evidence`: the second
+    phase of a scan. The fitted rows' own view holds the evidence's fields; a view of other rows
+    (a chunk of a large file, a partition on a worker) encodes them with the fitted featuriser,
+    scores them with the probability model and network fitted on the sample, and finds their
+    nearest *sample* rows. Neighbour indices always point into the fitted rows, so a detector
+    reads their labels from ``evidence.labels``.
+
+    Fields: ``dataset``, ``n_rows``, ``labels``, ``features``, ``proba``, ``embedding``,
+    ``losses`` (for new rows a single column: the fitted network's loss), ``neighbors``,
+    ``feature_neighbors``; ``in_sample`` says which kind of view this is.
+    """
+
+    def __init__(self, evidence: Evidence, dataset: Dataset | None = None) -> None:
+        self.evidence = evidence
+        self.in_sample = dataset is None or dataset is evidence.dataset
+        self.dataset = evidence.dataset if dataset is None else dataset
+        self._memo: dict[Hashable, Any] = {}
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the view."""
+        return self.dataset.n_rows
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The fitted classes."""
+        return self.evidence.classes
+
+    def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """A value derived from this view's fields, computed once per ``key``."""
+        if self.in_sample:
+            return self.evidence.memo(key, compute)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(_T, self._memo[key])
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Integer label codes into the fitted classes."""
+        if self.in_sample:
+            return self.evidence.labels
+        return label_codes(self.evidence.classes, self.dataset)
+
+    @cached_property
+    def features(self) -> Any:
+        """Encoded with the fitted featuriser."""
+        if self.in_sample:
+            return self.evidence.features
+        return _as_features(self.evidence._encoded[0].transform(self.dataset.X), self.dataset)
+
+    @cached_property
+    def proba(self) -> np.ndarray:
+        """Out-of-fold for fitted rows; from the model refitted on them for others."""
+        if self.in_sample:
+            return self.evidence.proba
+        return self.evidence.fitted_proba.predict_proba(self.features)
+
+    @cached_property
+    def embedding(self) -> np.ndarray:
+        """The fitted network's hidden layer."""
+        if self.in_sample:
+            return self.evidence.embedding
+        return self.evidence._network[2].embed(self.dataset, self.features)
+
+    @cached_property
+    def losses(self) -> np.ndarray:
+        """Per-epoch losses of fitted rows; the fitted network's loss ``(n, 1)`` for others."""
+        if self.in_sample:
+            return self.evidence.losses
+        p = self.evidence._network[2].proba(self.dataset, self.features)
+        own = p[np.arange(self.n_rows), self.labels]
+        out: np.ndarray = -np.log(np.clip(own, 1e-12, None))[:, None].astype(np.float32)
+        return out
+
+    @cached_property
+    def neighbors(self) -> Neighbors:
+        """Nearest other fitted rows (fitted rows) or nearest fitted rows (new rows)."""
+        if self.in_sample:
+            return self.evidence.neighbors
+        return self.evidence.neighbor_index.query(self.embedding, self.evidence.k)
+
+    @cached_property
+    def feature_neighbors(self) -> Neighbors:
+        """As ``neighbors``, in the label-free feature view."""
+        if self.in_sample:
+            return self.evidence.feature_neighbors
+        projector = self.evidence._label_free[0]
+        return self.evidence.feature_index.query(projector(self.features), self.evidence.feature_k)

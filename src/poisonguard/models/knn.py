@@ -17,14 +17,14 @@ import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from poisonguard.evidence import Neighbors
-
-__all__ = ["EXACT_UP_TO", "NPROBE", "nearest_neighbors"]
+__all__ = ["EXACT_UP_TO", "NPROBE", "NeighborIndex", "Neighbors", "nearest_neighbors"]
 
 EXACT_UP_TO = 20000
 NPROBE = 6  # recall@10 about 0.94 on MLP embeddings from 50k to 1M rows
@@ -36,9 +36,25 @@ _NEAR_CELLS = 64  # a row's probed cells are chosen among the cells nearest to i
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
-def _standardised(embedding: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
-    """Columns scaled to zero mean and unit variance (constant columns are only centred)."""
-    E = np.asarray(embedding)
+@dataclass(frozen=True)
+class Neighbors:
+    """The ``k`` nearest other rows of every row: ``indices`` and ``distances``, shape ``(n, k)``,
+    nearest first (a row is never its own neighbour). ``exact`` is False for the approximate
+    index used on large data. Rows scored outside a scan's fitted sample list their nearest
+    *sample* rows (:meth:`NeighborIndex.query`)."""
+
+    indices: np.ndarray
+    distances: np.ndarray
+    exact: bool = True
+
+    @property
+    def k(self) -> int:
+        """Neighbours per row."""
+        return int(self.indices.shape[1])
+
+
+def _moments(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and scales (standard deviations; 1 for constant columns), in row blocks."""
     n, d = E.shape
     total, total_sq = np.zeros(d), np.zeros(d)
     for start in range(0, n, _ROWS):
@@ -47,11 +63,21 @@ def _standardised(embedding: np.ndarray, dtype: type[np.floating]) -> np.ndarray
         total_sq += np.einsum("ij,ij->j", block, block)
     mean = total / n
     sd = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-    scale = np.where(sd > 1e-12, sd, 1.0)
-    Z = np.empty((n, d), dtype=dtype)
-    for start in range(0, n, _ROWS):
+    return mean, np.where(sd > 1e-12, sd, 1.0)
+
+
+def _scaled(E: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype: Any) -> np.ndarray:
+    Z = np.empty(E.shape, dtype=dtype)
+    for start in range(0, len(E), _ROWS):
         Z[start:start + _ROWS] = (np.asarray(E[start:start + _ROWS], dtype=np.float64) - mean) / scale
     return Z
+
+
+def _standardised(embedding: np.ndarray, dtype: type[np.floating]) -> np.ndarray:
+    """Columns scaled to zero mean and unit variance (constant columns are only centred)."""
+    E = np.asarray(embedding)
+    mean, scale = _moments(E)
+    return _scaled(E, mean, scale, dtype)
 
 
 def _finish(Z: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,3 +248,103 @@ def nearest_neighbors(embedding: np.ndarray, k: int, *, random_state: int = 0) -
         indices = _approximate(Z, k, NPROBE, random_state)
     indices, distances = _finish(Z, indices)
     return Neighbors(indices=indices, distances=distances, exact=exact)
+
+
+class NeighborIndex:
+    """The fitted sample's rows, searchable by rows it has never seen: :meth:`query` returns the
+    ``k`` nearest *sample* rows of each new row, in the sample's standardised space (its own
+    column means and scales), as :func:`nearest_neighbors` measures distances inside the sample.
+
+    Exact up to ``EXACT_UP_TO`` sample rows; beyond, k-means cells on the sample (seeded) and each
+    query searches its ``NPROBE`` nearest cells. State: the standardised sample and, once needed,
+    the cells — what a worker needs to score its partition.
+    """
+
+    def __init__(self, embedding: np.ndarray, *, random_state: int = 0) -> None:
+        E = np.asarray(embedding)
+        self.mean, self.scale = _moments(E)
+        self.exact = len(E) <= EXACT_UP_TO
+        self.Z = _scaled(E, self.mean, self.scale, np.float64 if self.exact else np.float32)
+        self.sq = np.einsum("ij,ij->i", self.Z, self.Z)
+        self.random_state = int(random_state)
+        self._cells: tuple[np.ndarray, list[np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.Z)
+
+    def _partition(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self._cells is None:
+            n = len(self.Z)
+            n_cells = max(1, math.isqrt(n))
+            rng = np.random.default_rng(self.random_state)
+            n_train = min(n, max(_TRAIN_PER_CELL * n_cells, 10000))
+            sample = np.sort(rng.choice(n, size=n_train, replace=False))
+            kmeans = KMeans(n_clusters=n_cells, init="random", n_init=1, max_iter=_KMEANS_ITER,
+                            random_state=self.random_state)
+            with warnings.catch_warnings():  # duplicate rows: fewer distinct centroids, harmless
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                centroids = np.asarray(kmeans.fit(self.Z[sample]).cluster_centers_, dtype=self.Z.dtype)
+            owner = self._nearest_cells(self.Z, centroids, 1)[:, 0]
+            order = np.argsort(owner, kind="stable")
+            bounds = np.searchsorted(owner[order], np.arange(len(centroids) + 1))
+            self._cells = (centroids, [order[bounds[c]:bounds[c + 1]] for c in range(len(centroids))])
+        return self._cells
+
+    @staticmethod
+    def _nearest_cells(Q: np.ndarray, centroids: np.ndarray, m: int) -> np.ndarray:
+        c_sq = np.einsum("ij,ij->i", centroids, centroids)
+        out = np.empty((len(Q), min(m, len(centroids))), dtype=np.int64)
+        step = max(1, _BLOCK // len(centroids))
+        for start in range(0, len(Q), step):
+            d2 = Q[start:start + step] @ (-2.0 * centroids.T) + c_sq
+            near = _smallest(d2, out.shape[1])
+            order = np.lexsort((near, np.take_along_axis(d2, near, axis=1)), axis=1)
+            out[start:start + step] = np.take_along_axis(near, order, axis=1)
+        return out
+
+    def query(self, embedding: np.ndarray, k: int) -> Neighbors:
+        """The ``k`` nearest sample rows of each row of ``embedding`` (rows the index has not
+        seen), nearest first, ties by sample row; distances exact in float64."""
+        k = int(min(k, len(self.Z)))
+        Q = _scaled(np.asarray(embedding), self.mean, self.scale, self.Z.dtype)
+        best_d = np.full((len(Q), k), np.inf, dtype=self.Z.dtype)
+        best_i = np.full((len(Q), k), -1, dtype=np.int64)
+        if self.exact:
+            self._search(Q, np.arange(len(Q)), np.arange(len(self.Z)), best_d, best_i)
+        else:
+            centroids, members = self._partition()
+            probes = self._nearest_cells(Q, centroids, NPROBE)
+            for rank in range(probes.shape[1]):
+                order = np.argsort(probes[:, rank], kind="stable")
+                bounds = np.searchsorted(probes[order, rank], np.arange(len(centroids) + 1))
+                for c in range(len(centroids)):
+                    if bounds[c + 1] > bounds[c] and len(members[c]):
+                        self._search(Q, order[bounds[c]:bounds[c + 1]], members[c], best_d, best_i)
+            short = np.flatnonzero(~np.isfinite(best_d).all(axis=1))  # probed cells too small
+            if len(short):
+                best_d[short] = np.inf
+                self._search(Q, short, np.arange(len(self.Z)), best_d, best_i)
+        return self._finish(Q, best_i)
+
+    def _search(self, Q: np.ndarray, queries: np.ndarray, members: np.ndarray,
+                best_d: np.ndarray, best_i: np.ndarray) -> None:
+        minus_2c, c_sq = -2.0 * self.Z[members].T, self.sq[members]
+        step = max(1, _BLOCK // max(len(members), 1))
+        for start in range(0, len(queries), step):
+            block = queries[start:start + step]
+            d2 = Q[block] @ minus_2c
+            d2 += c_sq
+            _merge(best_d, best_i, block, d2, members)
+
+    def _finish(self, Q: np.ndarray, indices: np.ndarray) -> Neighbors:
+        distances = np.empty(indices.shape, dtype=np.float32)
+        out = np.empty_like(indices)
+        for start in range(0, len(Q), _ROWS):
+            idx = indices[start:start + _ROWS]
+            rows = np.asarray(Q[start:start + _ROWS], dtype=np.float64)
+            diff = np.asarray(self.Z[idx], dtype=np.float64) - rows[:, None, :]
+            dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+            order = np.lexsort((idx, dist), axis=1)
+            out[start:start + _ROWS] = np.take_along_axis(idx, order, axis=1)
+            distances[start:start + _ROWS] = np.take_along_axis(dist, order, axis=1)
+        return Neighbors(indices=out, distances=distances, exact=self.exact)
