@@ -1,33 +1,43 @@
-"""The detector contract: ``Detector.suspicion(evidence) -> scores``, and its registry.
+"""The detector contract, in two phases, and its registry.
 
-A detector is a small, pure scorer: it reads fields of an :class:`~poisonguard.evidence.Evidence`
-(named in ``requires``), keeps no fitted state, and returns one finite float per row, higher
-meaning more suspicious. ``calibration`` tells the ensemble how to put its scores on the common
-[0, 1] scale:
+``fit(evidence) -> state`` learns what the detector needs from the fitted rows of an
+:class:`~poisonguard.evidence.Evidence` (a sample of a large file, or all of a small one);
+``score(view, state) -> Scores`` scores any rows from a :class:`~poisonguard.evidence.View` of
+them — the fitted rows themselves (``evidence.view()``) or a chunk the evidence never saw
+(``evidence.view(chunk)``, on this process or a Dask worker). ``Scores`` holds one finite float
+per row (``suspicion``, higher = more suspicious) and a ``payload`` of per-row arrays that
+``reasons(view, scores, rows)`` turns into one line per row without recomputing anything. The
+state is small and picklable; the detector object keeps nothing (parameters only).
+``suspicion(evidence)`` and ``explain(evidence, rows)`` are the one-phase shortcuts (fit and
+score the fitted rows). A detector that only implements the shortcuts (``two_phase = False``)
+scores the fitted rows and nothing else: a scan of a large file leaves it out, saying so.
+
+``calibration`` tells the ensemble how to put its scores on the common [0, 1] scale:
 
 ``"probability"`` the score already is an estimate that the row is poisoned or mislabelled, in
                   [0, 1] (kept as it is);
 ``"tail"``        an unbounded anomaly score; the ensemble measures how far in the upper tail of
                   the detector's own distribution each row lies (robust z-score).
 
-``explain(evidence, rows)`` gives a one-line reason for each of ``rows`` (the flagged ones).
 ``answers`` names the attack families a detector is meant for (the catalog reads it), and
 ``papers`` the references it implements.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Literal
+from abc import ABC
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["DEFAULT_DETECTORS", "DETECTORS", "Detector", "get_detector", "register"]
+__all__ = ["DEFAULT_DETECTORS", "DETECTORS", "Detector", "Scores", "get_detector", "register"]
 
 Calibration = Literal["probability", "tail"]
 
@@ -49,6 +59,23 @@ def get_detector(name: str) -> Detector:
     return DETECTORS[name]()
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One detector's scores of the rows of a view: ``suspicion`` (one finite float per row,
+    higher = more suspicious) and ``payload`` (per-row arrays, or anything else, that
+    ``reasons`` reads to explain a row)."""
+
+    suspicion: np.ndarray
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def take(self, rows: np.ndarray) -> Scores:
+        """The scores of ``rows`` only (payload arrays of one entry per row are sliced)."""
+        n = len(self.suspicion)
+        return Scores(self.suspicion[rows],
+                      {k: v[rows] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v
+                       for k, v in self.payload.items()})
+
+
 class Detector(ABC):
     """Base class of every detector (see the module docstring for the contract)."""
 
@@ -60,13 +87,37 @@ class Detector(ABC):
     papers: ClassVar[tuple[str, ...]] = ()
     needs_reference: ClassVar[bool] = False
 
-    @abstractmethod
+    two_phase: ClassVar[bool] = True
+
+    def fit(self, evidence: Evidence) -> Any:
+        """What scoring needs from the fitted rows (default: nothing)."""
+        return None
+
+    def score(self, view: View, state: Any) -> Scores:
+        """Scores of the rows of ``view`` with ``state`` from :meth:`fit` on ``view.evidence``."""
+        if not self.two_phase and view.in_sample:
+            return Scores(np.asarray(self.suspicion(view.evidence), dtype=np.float64))
+        raise NotImplementedError(f"detector {self.name!r} scores only the rows it was fitted on")
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """A one-line reason for each row in ``rows`` (positions in ``view``), read from
+        ``scores`` (default: the detector's summary)."""
+        if not self.two_phase:
+            return self.explain(view.evidence, rows)
+        return [self.summary] * len(rows)
+
     def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """One finite score per row of ``evidence.dataset``; higher = more suspicious."""
+        """One finite score per fitted row of ``evidence``; higher = more suspicious."""
+        if not self.two_phase:
+            raise NotImplementedError(f"detector {self.name!r} implements neither phase")
+        return self.score(evidence.view(), self.fit(evidence)).suspicion
 
     def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        """A one-line reason for each row in ``rows`` (default: the detector's summary)."""
-        return [self.summary] * len(rows)
+        """A one-line reason for each fitted row in ``rows``."""
+        if not self.two_phase:
+            return [self.summary] * len(rows)
+        view = evidence.view()
+        return self.reasons(view, self.score(view, self.fit(evidence)), rows)
 
     def applies(self, evidence: Evidence) -> str | None:
         """``None`` when the detector can run on this evidence, else why not (one line)."""

@@ -488,6 +488,7 @@ class Association(Detector):
     """
 
     name = "association"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "shares a rare, label-bound feature while the rest of the row reads as another label"
     requires = ("labels",)
     calibration: ClassVar[Calibration] = "probability"

@@ -154,6 +154,7 @@ class Clusters(Detector):
     """
 
     name: ClassVar[str] = "clusters"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "in a small cluster of its class split off from the rest"
     requires: ClassVar[tuple[str, ...]] = ("embedding", "labels", "feature_neighbors")
     calibration = "probability"

@@ -221,6 +221,7 @@ class Duplicates(Detector):
     """
 
     name = "duplicates"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "an exact or near copy of another row, above all one with another label"
     requires = ("features", "neighbors", "labels")
     calibration: ClassVar[Calibration] = "probability"

@@ -49,6 +49,7 @@ class Influence(Detector):
     """
 
     name: ClassVar[str] = "influence"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "learned late or never by the proxy network (high loss through training)"
     requires: ClassVar[tuple[str, ...]] = ("losses", "labels")
     calibration = "tail"

@@ -141,6 +141,7 @@ class LabelQuality(Detector):
     """Confident-learning label noise: the probability that the given label is wrong."""
 
     name = "label"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "the model and the neighbours both favour another label"
     requires = ("proba", "feature_neighbors", "labels")
     calibration: ClassVar[Calibration] = "probability"

@@ -38,6 +38,7 @@ class NeighborDisagreement(Detector):
     """
 
     name = "neighbors"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "most nearest neighbours carry another label"
     requires = ("neighbors", "labels")
     calibration: ClassVar[Calibration] = "probability"

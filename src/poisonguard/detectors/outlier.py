@@ -23,17 +23,17 @@ No new neighbour graph is built: scoring is ``O(n k)`` plus the forest.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from poisonguard.detectors._base import Calibration, Detector, register
-from poisonguard.detectors._ensemble import robust_z as _robust_z
+from poisonguard.detectors._base import Calibration, Detector, Scores, register
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Outlier", "knn_distance", "local_outlier_factor"]
+__all__ = ["Outlier", "OutlierState", "knn_distance", "local_outlier_factor"]
 
 _TREES = 100
 _TREE_ROWS = 5_000_000  # trees x rows scored stays under this above 50,000 rows
@@ -47,12 +47,10 @@ def knn_distance(distances: np.ndarray) -> np.ndarray:
     return out
 
 
-def _log_knn(distances: np.ndarray) -> np.ndarray:
-    d = knn_distance(distances)
-    positive = d[d > 0]
-    floor = 1e-3 * (float(np.median(positive)) if positive.size else 1.0)
-    out: np.ndarray = np.log(d + floor)
-    return out
+def _floor(distances: np.ndarray) -> float:
+    """A tiny fraction of the typical positive distance (keeps logs and densities finite)."""
+    positive = distances[distances > 0]
+    return 1e-3 * (float(np.median(positive)) if positive.size else 1.0)
 
 
 def local_outlier_factor(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
@@ -61,16 +59,55 @@ def local_outlier_factor(indices: np.ndarray, distances: np.ndarray) -> np.ndarr
     neighbours (exact duplicates) get a density floored by a tiny fraction of the typical
     distance, so the factor stays finite."""
     d = np.asarray(distances, dtype=np.float64)
-    k_distance = d[:, -1]
-    reach = np.maximum(d, k_distance[indices])
-    positive = d[d > 0]
-    eps = 1e-3 * (float(np.median(positive)) if positive.size else 1.0)
-    lrd = 1.0 / (reach.mean(axis=1) + eps)
+    lrd = _densities(indices, d, d[:, -1], _floor(d))
     out: np.ndarray = lrd[indices].mean(axis=1) / lrd
     return out
 
 
-def _forest_score(embedding: np.ndarray, sample: int, random_state: int) -> np.ndarray:
+def _densities(indices: np.ndarray, d: np.ndarray, k_distance: np.ndarray, eps: float) -> np.ndarray:
+    """Local reachability densities of rows at distances ``d`` from fitted rows ``indices``
+    whose own ``k``-distances are ``k_distance``."""
+    reach = np.maximum(d, k_distance[indices])
+    out: np.ndarray = 1.0 / (reach.mean(axis=1) + eps)
+    return out
+
+
+@dataclass(frozen=True)
+class _Z:
+    """A robust z-score fitted on the fitted rows (``robust_z``'s median and spread)."""
+
+    med: float
+    spread: float
+
+    @classmethod
+    def fit(cls, s: np.ndarray) -> _Z:
+        med = float(np.median(s))
+        spread = 1.4826 * float(np.median(np.abs(s - med)))
+        if spread <= 1e-12:
+            spread = float(s.std())
+        return cls(med, spread)
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        if self.spread <= 1e-12:
+            return np.zeros_like(s, dtype=np.float64)
+        out: np.ndarray = (s - self.med) / self.spread
+        return out
+
+
+@dataclass(frozen=True)
+class OutlierState:
+    """What scoring new rows needs: the fitted rows' ``k``-distances and densities (LOF), the
+    distance floor, each view's robust z-score, and the isolation forest."""
+
+    floor: float
+    lof_eps: float
+    k_distance: np.ndarray
+    lrd: np.ndarray
+    z: dict[str, _Z]
+    forest: Any = None
+
+
+def _forest(embedding: np.ndarray, sample: int, random_state: int) -> Any:
     from sklearn.ensemble import IsolationForest
 
     Z = np.asarray(embedding, dtype=np.float32)
@@ -78,10 +115,8 @@ def _forest_score(embedding: np.ndarray, sample: int, random_state: int) -> np.n
     rng = np.random.default_rng(random_state)
     fit_rows = np.sort(rng.choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
     trees = int(np.clip(_TREE_ROWS // max(n, 1), _MIN_TREES, _TREES)) if n > 50_000 else _TREES
-    forest = IsolationForest(n_estimators=trees, max_samples=min(256, len(fit_rows)),
-                             random_state=random_state).fit(Z[fit_rows])
-    out: np.ndarray = -forest.score_samples(Z)
-    return out
+    return IsolationForest(n_estimators=trees, max_samples=min(256, len(fit_rows)),
+                           random_state=random_state).fit(Z[fit_rows])
 
 
 @register
@@ -120,53 +155,71 @@ class Outlier(Detector):
         self.forest_sample = forest_sample
         self.crowding = crowding
 
-    def components(self, evidence: Evidence) -> dict[str, np.ndarray]:
-        """The robust z-score of each view of isolation, by name (``knn``, ``lof``, ``forest``)."""
+    def fit(self, evidence: Evidence) -> OutlierState:
         nb = evidence.neighbors
-        out = {"knn": _robust_z(_log_knn(nb.distances)),
-               # LOF is a ratio of densities: its log is symmetric, and near-duplicate rows (whose
-               # densities explode) no longer give it a tail of millions of "standard deviations"
-               "lof": _robust_z(np.log(local_outlier_factor(nb.indices, nb.distances)))}
+        d = np.asarray(nb.distances, dtype=np.float64)
+        floor = _floor(knn_distance(d))
+        lof_eps = _floor(d)
+        lrd = _densities(nb.indices, d, d[:, -1], lof_eps)
+        z = {"knn": _Z.fit(np.log(knn_distance(d) + floor)),
+             "lof": _Z.fit(np.log(lrd[nb.indices].mean(axis=1) / lrd))}
+        forest = None
         if self.forest and evidence.n_rows >= 8:
-            sample = max(int(self.forest_sample), 2)
-            out["forest"] = _robust_z(_forest_score(evidence.embedding, sample,
-                                                    evidence.random_state))
-        return out
+            forest = _forest(evidence.embedding, max(int(self.forest_sample), 2),
+                             evidence.random_state)
+            z["forest"] = _Z.fit(-forest.score_samples(np.asarray(evidence.embedding, np.float32)))
+        return OutlierState(floor, lof_eps, d[:, -1], lrd, z, forest)
 
-    def _far_crowded(self, evidence: Evidence) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        parts = self.components(evidence)
+    def score(self, view: View, state: OutlierState) -> Scores:
+        """The larger of the *far* (median z over the views) and *crowded* scores; the payload
+        keeps each view's z-score, *far*, *crowded*, the mean neighbour distance and LOF."""
+        nb = view.neighbors
+        d = np.asarray(nb.distances, dtype=np.float64)
+        mean_d = knn_distance(d)
+        # LOF of a row against the fitted rows' densities (for fitted rows, the graph's own LOF)
+        lrd = state.lrd if view.in_sample else _densities(nb.indices, d, state.k_distance,
+                                                          state.lof_eps)
+        lof = state.lrd[nb.indices].mean(axis=1) / lrd
+        parts = {"knn": state.z["knn"](np.log(mean_d + state.floor)),
+                 # LOF is a ratio of densities: its log is symmetric, and near-duplicate rows
+                 # (whose densities explode) no longer give it a tail of millions of "standard
+                 # deviations"
+                 "lof": state.z["lof"](np.log(lof))}
+        if state.forest is not None:
+            emb = np.asarray(view.embedding, dtype=np.float32)
+            parts["forest"] = state.z["forest"](-state.forest.score_samples(emb))
         # the median view: with three views a row must be isolated in two of them (one view
         # alone blew up on SMS spam, whose many duplicate messages make LOF's densities explode)
         far: np.ndarray = np.median(np.stack(list(parts.values()), axis=1), axis=1)
         crowded = np.full_like(far, -np.inf)
         if self.crowding:  # only the extreme lower tail: ordinary dense rows keep their far order
-            # exact copies (every neighbour at distance 0) are the duplicates detector's business:
-            # real text has many (SMS spam: "Sorry, I'll call later" dozens of times)
-            copies = knn_distance(evidence.neighbors.distances) == 0
+            # exact copies (every neighbour at distance 0) are the duplicates detector's
+            # business: real text has many (SMS spam: "Sorry, I'll call later" dozens of times)
+            copies = mean_d == 0
             crowded = np.where((-parts["knn"] >= _CROWDED_Z) & ~copies, -parts["knn"], -np.inf)
-        return parts, far, crowded
+        return Scores(np.maximum(far, crowded), {**parts, "far": far, "crowded": crowded,
+                                                 "mean_d": mean_d, "lof_value": lof,
+                                                 "typical": float(np.exp(state.z["knn"].med)),
+                                                 "k": nb.k})
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """The larger of the *far* (mean z over the views) and *crowded* scores; higher = more
-        suspicious."""
-        _, far, crowded = self._far_crowded(evidence)
-        out: np.ndarray = np.maximum(far, crowded)
-        return out
+    def components(self, evidence: Evidence) -> dict[str, np.ndarray]:
+        """The robust z-score of each view of isolation, by name (``knn``, ``lof``, ``forest``)."""
+        p = self.score(evidence.view(), self.fit(evidence)).payload
+        return {name: p[name] for name in ("knn", "lof", "forest") if name in p}
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        parts, far, crowded = self._far_crowded(evidence)
-        nb = evidence.neighbors
-        mean_d = knn_distance(nb.distances)
-        typical = float(np.median(mean_d))
-        lof = local_outlier_factor(nb.indices, nb.distances)
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        p = scores.payload
+        parts = {name: p[name] for name in ("knn", "lof", "forest") if name in p}
+        typical = float(np.median(p["mean_d"])) if view.in_sample else p["typical"]
         out = []
         for row in np.asarray(rows, dtype=np.int64):
-            ratio = mean_d[row] / typical if typical > 0 else 1.0
-            if crowded[row] > far[row]:
-                out.append(f"crowded: {ratio:.2g}x the typical distance to its {nb.k} nearest rows "
-                           f"in embedding space (z={-crowded[row]:.1f}; collided or copied rows)")
+            ratio = p["mean_d"][row] / typical if typical > 0 else 1.0
+            if p["crowded"][row] > p["far"][row]:
+                out.append(f"crowded: {ratio:.2g}x the typical distance to its {p['k']} nearest "
+                           f"rows in embedding space (z={-p['crowded'][row]:.1f}; collided or "
+                           "copied rows)")
                 continue
             views = ", ".join(f"{name} z={z[row]:.1f}" for name, z in parts.items())
-            out.append(f"isolated: {ratio:.2g}x the typical distance to its {nb.k} nearest rows in "
-                       f"embedding space, LOF {lof[row]:.2f} ({views})")
+            out.append(f"isolated: {ratio:.2g}x the typical distance to its {p['k']} nearest rows "
+                       f"in embedding space, LOF {p['lof_value'][row]:.2f} ({views})")
         return out

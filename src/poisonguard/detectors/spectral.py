@@ -162,6 +162,7 @@ class Spectral(Detector):
     """
 
     name: ClassVar[str] = "spectral"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "far from its class's robust core along the embedding's spectral directions"
     requires: ClassVar[tuple[str, ...]] = ("embedding", "labels")
     calibration = "tail"

@@ -270,6 +270,7 @@ class Validation(Detector):
     """
 
     name = "validation"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "breaks a rule learned from the trusted reference data"
     requires = ("reference",)
     calibration: ClassVar[Calibration] = "probability"

@@ -73,6 +73,7 @@ class KnnShapley(Detector):
     """
 
     name = "valuation"
+    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "negative KNN-Shapley value: the row hurts its neighbours' predictions"
     requires = ("neighbors", "labels")
     calibration: ClassVar[Calibration] = "tail"
