@@ -3,6 +3,12 @@
 The scan builds one :class:`~poisonguard.evidence.Evidence` (proxy models and neighbour graph,
 computed once), runs each requested detector on it, calibrates and combines their scores
 (:mod:`poisonguard.detectors._ensemble`) and flags rows without being told the poison rate.
+
+Up to ``sample_rows`` rows (100,000 by default) everything is fitted on all rows at once. Beyond,
+the scan runs in two phases: the evidence, each detector's state and the combination are fitted
+on a seeded sample stratified by label; the sample's rows keep their own (out-of-fold) scores and
+every other row is scored in chunks of ``chunk_rows`` from the fitted state, with bounded
+memory. The report's ``regime`` says which ran.
 """
 
 from __future__ import annotations
@@ -21,16 +27,26 @@ import pandas as pd
 
 from poisonguard.dataset import Dataset
 from poisonguard.detectors import DEFAULT_DETECTORS, DETECTORS, get_detector
-from poisonguard.detectors._ensemble import calibrate, combine, resolve_scan_budget
+from poisonguard.detectors._ensemble import (
+    THRESHOLD,
+    Combination,
+    calibrate,
+    combine,
+    fit_combination,
+    resolve_scan_budget,
+)
 from poisonguard.errors import InputError
 from poisonguard.evidence import Evidence
 
 if TYPE_CHECKING:
     from poisonguard.selftest import SelfTest
 
-__all__ = ["ScanReport", "scan"]
+__all__ = ["CHUNK_ROWS", "SAMPLE_ROWS", "ScanReport", "scan"]
 
 Progress = Callable[[str], Any]
+SAMPLE_ROWS = 100_000  # fitted on all rows up to this many; beyond, on a sample of this many
+CHUNK_ROWS = 100_000  # rows scored at once outside the sample
+_MIN_PER_CLASS = 50  # a sample keeps at least this many rows of every class (all, if fewer)
 
 
 def _versions() -> dict[str, str]:
@@ -72,6 +88,7 @@ class ScanReport:
     data_path: str | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
     self_test: SelfTest | None = None
+    regime: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def scores(self) -> np.ndarray:
@@ -130,6 +147,7 @@ class ScanReport:
             "flagged_by": self.flagged_by(),
             "weights": dict(self.weights),
             "seed": self.seed,
+            "regime": dict(self.regime),
         }
         if self.dataset.sources is not None:
             out["sources"] = self.by_source().to_dict(orient="records")
@@ -215,35 +233,62 @@ def _detector_names(detectors: Sequence[str] | str | None, reference: Dataset | 
     return names
 
 
+_EVIDENCE_SETTINGS = {"model": "auto", "embedder": "auto", "k": 10, "folds": 5, "reference": None,
+                      "random_state": 0, "progress": None, "sample_rows": None}
+
+
 def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
          budget: float | int | None = None, reference: Dataset | None = None,
          model: str | Any = "auto", embedder: str = "auto", k: int = 10, folds: int = 5,
          random_state: int = 0, progress: Progress | None = None,
-         evidence: Evidence | None = None) -> ScanReport:
+         evidence: Evidence | None = None, sample_rows: int | None = None,
+         chunk_rows: int = CHUNK_ROWS) -> ScanReport:
     """Score every row of ``dataset`` for suspicion and flag the likely poisoned ones.
 
     ``detectors`` names detectors (default: all that apply; ``validation`` only with a
     ``reference``). ``budget`` flags exactly that many rows (a count, or a fraction of rows)
     instead of the ensemble's own threshold. ``evidence`` reuses one already built for this
-    dataset. Same inputs and ``random_state`` give the same table.
+    dataset (its settings are the scan's: passing any of ``model``, ``embedder``, ``k``,
+    ``folds``, ``reference``, ``random_state``, ``progress`` or ``sample_rows`` with it is an
+    error). ``sample_rows`` (default :data:`SAMPLE_ROWS`) bounds the rows the evidence is fitted
+    on; more rows are scored in chunks of ``chunk_rows`` (module docstring). Same inputs and
+    ``random_state`` give the same table.
     """
     if not isinstance(dataset, Dataset):
         raise InputError(f"scan needs a Dataset (got {type(dataset).__name__})")
+    if evidence is not None:
+        given = {"model": model, "embedder": embedder, "k": k, "folds": folds,
+                 "reference": reference, "random_state": random_state, "progress": progress,
+                 "sample_rows": sample_rows}
+        clash = [name for name, value in given.items() if value is not _EVIDENCE_SETTINGS[name]
+                 and value != _EVIDENCE_SETTINGS[name]]
+        if clash:
+            raise InputError(f"scan(evidence=...) takes its settings from the evidence; "
+                             f"drop {', '.join(repr(c) for c in clash)} or build the evidence "
+                             "with them")
+        if evidence.dataset is not dataset:
+            raise InputError("'evidence' was built for another dataset")
+        reference, random_state = evidence.reference, evidence.random_state
     if reference is not None:
         _check_reference(dataset, reference)
     n_budget = resolve_scan_budget(budget, dataset.n_rows)
     names = _detector_names(detectors, reference)
+    limit = SAMPLE_ROWS if sample_rows is None else _positive("sample_rows", sample_rows)
+    chunk = _positive("chunk_rows", chunk_rows)
+    if evidence is None and dataset.n_rows > max(limit, 2):
+        return _sampled_scan(dataset, names, n_budget, limit, chunk, reference=reference,
+                             model=model, embedder=embedder, k=k, folds=folds,
+                             random_state=random_state, progress=progress)
     start = time.perf_counter()
     ev = evidence if evidence is not None else Evidence(
         dataset, model=model, embedder=embedder, k=k, folds=folds, reference=reference,
         random_state=random_state, progress=progress)
-    if ev.dataset is not dataset:
-        raise InputError("'evidence' was built for another dataset")
     raw: dict[str, np.ndarray] = {}
     calibrated: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     timings: dict[str, float] = {}
     found: dict[str, Any] = {}
+    view = ev.view()
     for name in names:
         det = get_detector(name)
         why = det.applies(ev)
@@ -253,13 +298,12 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
         if progress is not None:
             progress(f"detector {name}")
         t0 = time.perf_counter()
-        scores = np.asarray(det.suspicion(ev), dtype=np.float64)
-        if scores.shape != (dataset.n_rows,) or not np.all(np.isfinite(scores)):
-            raise RuntimeError(f"detector {name!r} broke its contract (shape {scores.shape})")
+        scored = det.score(view, det.fit(ev))
+        _check_scores(name, scored.suspicion, dataset.n_rows)
         timings[f"detector {name}"] = time.perf_counter() - t0
-        raw[name] = scores
-        calibrated[name] = calibrate(scores, det.calibration)
-        found[name] = det
+        raw[name] = np.asarray(scored.suspicion, dtype=np.float64)
+        calibrated[name] = calibrate(raw[name], det.calibration)
+        found[name] = (det, scored)
     combined = combine(raw, calibrated, dataset.n_rows, n_budget)
     reasons = np.full(dataset.n_rows, "", dtype=object)
     tops = np.full(dataset.n_rows, "", dtype=object)
@@ -267,20 +311,200 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
     for j, name in enumerate(combined.names):
         rows = np.flatnonzero(combined.flagged & (combined.top == j))
         if len(rows):
-            lines = found[name].explain(ev, rows)
-            reasons[rows] = [f"{name}: {line}" for line in lines]
+            det, scored = found[name]
+            reasons[rows] = [f"{name}: {line}" for line in det.reasons(view, scored, rows)]
             tops[rows] = name
     timings["explain"] = time.perf_counter() - t0
-    table = pd.DataFrame({"row_id": np.asarray(dataset.ids, dtype=str), "score": combined.score,
-                          "flagged": combined.flagged, "reason": reasons.astype(str),
-                          "top_detector": tops.astype(str)})
-    for name in combined.names:
-        table[name] = calibrated[name]
+    table = _table(dataset, combined.score, combined.flagged, reasons, tops,
+                   {name: calibrated[name] for name in combined.names})
     timings = {**ev.timings, **timings, "total": time.perf_counter() - start}
     return ScanReport(dataset=dataset, table=table, raw=raw, detectors=combined.names,
                       threshold=combined.threshold, budget=n_budget, skipped=skipped,
                       timings=timings, notes=tuple(ev.notes), versions=_versions(),
-                      seed=random_state, weights=combined.weights)
+                      seed=ev.random_state, weights=combined.weights,
+                      regime=_regime(ev, dataset.n_rows, chunks=1, chunk_rows=dataset.n_rows))
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"'{name}' must be a positive whole number of rows (got {value!r})")
+    return int(value)
+
+
+def _check_scores(name: str, scores: np.ndarray, n_rows: int) -> None:
+    scores = np.asarray(scores)
+    if scores.shape != (n_rows,) or not np.all(np.isfinite(scores)):
+        raise RuntimeError(f"detector {name!r} broke its contract (shape {scores.shape})")
+
+
+def _table(dataset: Dataset, score: np.ndarray, flagged: np.ndarray, reasons: np.ndarray,
+           tops: np.ndarray, calibrated: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    table = pd.DataFrame({"row_id": np.asarray(dataset.ids, dtype=str), "score": score,
+                          "flagged": flagged, "reason": reasons.astype(str),
+                          "top_detector": tops.astype(str)})
+    for name, column in calibrated.items():
+        table[name] = column
+    return table
+
+
+def _regime(ev: Evidence, n_rows: int, *, chunks: int, chunk_rows: int) -> dict[str, Any]:
+    """What ran: rows scanned and fitted, chunks, the neighbour index, folds and proxies."""
+    out: dict[str, Any] = {"rows": int(n_rows), "fitted_rows": ev.n_rows,
+                           "sampled": ev.n_rows < n_rows, "chunks": int(chunks),
+                           "chunk_rows": int(chunk_rows), "engine": "local"}
+    if "neighbors" in ev.__dict__ or "feature_neighbors" in ev.__dict__:
+        nb = ev.__dict__.get("neighbors") or ev.__dict__["feature_neighbors"]
+        out["neighbors"] = "exact" if nb.exact else "approximate (k-means cells)"
+    if "proba" in ev.__dict__:
+        from poisonguard.models.proxies import proba_model
+
+        out["folds"] = ev.config.n_folds(ev.n_rows)
+        out["proba_model"] = type(proba_model(ev.config, ev.features)).__name__
+    if "_network" in ev.__dict__:
+        out["embedder"] = ev._network[2].kind
+    return out
+
+
+def _sample_rows(dataset: Dataset, size: int, random_state: int) -> np.ndarray:
+    """A seeded sample of about ``size`` rows, stratified by label (each class in proportion,
+    at least ``_MIN_PER_CLASS`` rows of it, or all of them), sorted."""
+    rng = np.random.default_rng(random_state)
+    y = np.asarray(dataset.y)
+    classes, codes = np.unique(y, return_inverse=True)
+    n = len(y)
+    picked = []
+    for c in range(len(classes)):
+        members = np.flatnonzero(codes == c)
+        want = min(len(members), max(_MIN_PER_CLASS, round(size * len(members) / n)))
+        picked.append(rng.choice(members, size=want, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limit: int,
+                  chunk: int, *, reference: Dataset | None, model: str | Any, embedder: str,
+                  k: int, folds: int, random_state: int, progress: Progress | None) -> ScanReport:
+    """The two-phase scan of a file larger than ``limit`` rows (module docstring)."""
+    start = time.perf_counter()
+    n = dataset.n_rows
+    sample = _sample_rows(dataset, limit, random_state)
+    ev = Evidence(dataset.take(sample), model=model, embedder=embedder, k=k, folds=folds,
+                  reference=reference, random_state=random_state, progress=progress,
+                  classes=dataset.classes)
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    fitted: dict[str, tuple[Any, Any, Any]] = {}  # name -> (detector, state, sample scores)
+    own = ev.view()
+    for name in names:
+        det = get_detector(name)
+        why = det.applies(ev)
+        if why is None and not det.two_phase:
+            why = (f"scores only the rows it was fitted on: left out of a scan of more than "
+                   f"{limit:,} rows")
+        if why is not None:
+            skipped[name] = why
+            continue
+        if progress is not None:
+            progress(f"detector {name}: fit")
+        t0 = time.perf_counter()
+        state = det.fit(ev)
+        scored = det.score(own, state)
+        _check_scores(name, scored.suspicion, ev.n_rows)
+        fitted[name] = (det, state, scored)
+        timings[f"detector {name}"] = time.perf_counter() - t0
+    comb = fit_combination({name: f[2].suspicion for name, f in fitted.items()},
+                           {name: f[0].calibration for name, f in fitted.items()}, n)
+    raw = {name: np.empty(n) for name in comb.names}
+    cal = {name: np.empty(n) for name in comb.names}
+    score, flagged = np.empty(n), np.zeros(n, dtype=bool)
+    reasons = np.full(n, "", dtype=object)
+    tops = np.full(n, "", dtype=object)
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[sample] = True
+    rest = np.flatnonzero(~in_sample)
+    n_chunks = 1 + -(-len(rest) // chunk)
+    for i, begin in enumerate(range(0, len(rest), chunk)):
+        rows = rest[begin:begin + chunk]
+        if progress is not None:
+            progress(f"chunk {i + 1} of {n_chunks - 1}")
+        view = ev.view(dataset.take(rows))
+        t0 = time.perf_counter()
+        scores = {}
+        for name, (det, state, _) in fitted.items():
+            scores[name] = det.score(view, state)
+            _check_scores(name, scores[name].suspicion, len(rows))
+        timings["score chunks"] = timings.get("score chunks", 0.0) + time.perf_counter() - t0
+        # combined and explained at once: the chunk's view is dropped before the next one
+        _combine_piece(comb, rows, view, scores, fitted, raw, cal, score, flagged, reasons, tops)
+    _combine_piece(comb, sample, own, {name: f[2] for name, f in fitted.items()}, fitted, raw, cal,
+                   score, flagged, reasons, tops)
+    threshold = THRESHOLD
+    if n_budget is not None:
+        chosen = np.argsort(-score, kind="stable")[:n_budget]
+        flagged = np.zeros(n, dtype=bool)
+        flagged[chosen] = True
+        threshold = float(score[chosen].min())
+        _explain_budget(comb, flagged, reasons, tops, sample, own, fitted, dataset, ev, cal)
+    table = _table(dataset, score, flagged, reasons, tops, cal)
+    timings = {**ev.timings, **timings, "total": time.perf_counter() - start}
+    return ScanReport(dataset=dataset, table=table, raw=raw, detectors=comb.names,
+                      threshold=threshold, budget=n_budget, skipped=skipped, timings=timings,
+                      notes=tuple(ev.notes), versions=_versions(), seed=random_state,
+                      weights={name: round(float(w), 4)
+                               for name, w in zip(comb.names, comb.weights, strict=True)},
+                      regime=_regime(ev, n, chunks=n_chunks, chunk_rows=chunk))
+
+
+def _combine_piece(comb: Combination, rows: np.ndarray, view: Any, scores: Mapping[str, Any],
+                   fitted: Mapping[str, tuple[Any, Any, Any]], raw: dict[str, np.ndarray],
+                   cal: dict[str, np.ndarray], score: np.ndarray, flagged: np.ndarray,
+                   reasons: np.ndarray, tops: np.ndarray) -> None:
+    """Combine one piece's scores into the full-length columns; explain its flagged rows."""
+    piece_raw = {name: np.asarray(scores[name].suspicion, dtype=np.float64) for name in comb.names}
+    combined = comb.apply(piece_raw)
+    piece_cal = comb.calibrated(piece_raw)
+    for name in comb.names:
+        raw[name][rows] = piece_raw[name]
+        cal[name][rows] = piece_cal[name]
+    score[rows] = combined.score
+    flagged[rows] = combined.flagged
+    for j, name in enumerate(comb.names):
+        local = np.flatnonzero(combined.flagged & (combined.top == j))
+        if len(local):
+            lines = fitted[name][0].reasons(view, scores[name], local)
+            reasons[rows[local]] = [f"{name}: {line}" for line in lines]
+            tops[rows[local]] = name
+
+
+def _explain_budget(comb: Combination, flagged: np.ndarray, reasons: np.ndarray,
+                    tops: np.ndarray, sample: np.ndarray, own: Any,
+                    fitted: Mapping[str, tuple[Any, Any, Any]], dataset: Dataset,
+                    ev: Evidence, cal: Mapping[str, np.ndarray]) -> None:
+    """With a budget the flagged rows are the top-k over all chunks: rows flagged by the budget
+    but not by the threshold are explained by their strongest calibrated detector."""
+    missing = np.flatnonzero(flagged & (reasons == ""))
+    reasons[~flagged] = ""
+    tops[~flagged] = ""
+    if not len(missing):
+        return
+    stacked = np.stack([cal[name][missing] for name in comb.names], axis=1)
+    best = stacked.argmax(axis=1)
+    position = np.full(dataset.n_rows, -1)
+    position[sample] = np.arange(len(sample))
+    for j, name in enumerate(comb.names):
+        rows = missing[best == j]
+        if not len(rows):
+            continue
+        det, state, sample_scores = fitted[name]
+        inside = rows[position[rows] >= 0]
+        if len(inside):
+            lines = det.reasons(own, sample_scores, position[inside])
+            reasons[inside] = [f"{name}: {line}" for line in lines]
+        outside = rows[position[rows] < 0]
+        if len(outside):
+            view = ev.view(dataset.take(outside))
+            lines = det.reasons(view, det.score(view, state), np.arange(len(outside)))
+            reasons[outside] = [f"{name}: {line}" for line in lines]
+        tops[rows] = name
 
 
 def _check_reference(dataset: Dataset, reference: Dataset) -> None:

@@ -82,3 +82,24 @@ def test_budget_takes_the_top_of_the_same_ranking() -> None:
     assert fixed.flagged.sum() == 100
     assert np.array_equal(fixed.score, own.score)
     assert fixed.score[fixed.flagged].min() >= fixed.score[~fixed.flagged].max()
+
+
+def test_fitted_combination_reproduces_combine_on_its_sample_and_ranks_new_rows() -> None:
+    """The combination fitted on a sample gives combine()'s flags and order on that sample, and
+    puts a new row with a sample row's scores at that row's combined score."""
+    from poisonguard.detectors._ensemble import calibrate, combine, fit_combination
+
+    rng = np.random.default_rng(0)
+    raw = {"tail": np.concatenate([rng.standard_t(5, 990), rng.normal(12, 1, 10)]),
+           "prob": np.clip(np.concatenate([rng.beta(1, 20, 990), rng.uniform(0.5, 1, 10)]), 0, 1)}
+    kinds = {"tail": "tail", "prob": "probability"}
+    cal = {n: calibrate(raw[n], kinds[n]) for n in raw}
+    one = combine(raw, cal, 1000)
+    comb = fit_combination(raw, kinds, 1000)
+    two = comb.apply(raw)
+    np.testing.assert_array_equal(one.flagged, two.flagged)
+    np.testing.assert_allclose(one.score, two.score, atol=1e-12)
+    assert one.weights == two.weights
+    again = comb.apply({n: v[[5, 995]] for n, v in raw.items()})
+    np.testing.assert_allclose(again.score, two.score[[5, 995]])
+    assert again.flagged.tolist() == [False, True]

@@ -41,8 +41,8 @@ from scipy.stats import t as student_t
 
 from poisonguard.errors import InputError
 
-__all__ = ["ALPHA", "THRESHOLD", "Combined", "calibrate", "combine", "resolve_scan_budget",
-           "robust_z", "tail_alarm"]
+__all__ = ["ALPHA", "THRESHOLD", "Combination", "Combined", "calibrate", "combine",
+           "fit_combination", "resolve_scan_budget", "robust_z", "tail_alarm"]
 
 ALPHA = 0.05  # expected false alarms per scan from one tail detector on clean data
 THRESHOLD = 0.5
@@ -75,11 +75,12 @@ class TailNull:
     df: float
 
 
-def tail_alarm(scores: np.ndarray, alpha: float = ALPHA) -> TailNull:
+def tail_alarm(scores: np.ndarray, alpha: float = ALPHA, n_rows: int | None = None) -> TailNull:
     """Fit the heavy-tailed null of the module docstring to ``scores`` (higher = more
-    suspicious) and return its alarm level for ``len(scores)`` rows."""
+    suspicious) and return its alarm level for ``n_rows`` rows (default ``len(scores)``; more
+    when the scores are a sample of the rows scanned)."""
     s = np.asarray(scores, dtype=np.float64)
-    n = max(len(s), 1)
+    n = max(len(s) if n_rows is None else int(n_rows), 1)
     med, q75, q95 = (float(v) for v in np.quantile(s, [0.5, 0.75, 0.95]))
     a, b = q75 - med, q95 - med
     if a <= 1e-12:  # at least a quarter of the rows tie at the median: only what is far from it
@@ -101,14 +102,15 @@ def tail_alarm(scores: np.ndarray, alpha: float = ALPHA) -> TailNull:
     return TailNull(alarm=med + sigma * float(student_t.isf(alpha / n, df)), scale=sigma, df=df)
 
 
-def calibrate(scores: np.ndarray, kind: str) -> np.ndarray:
+def calibrate(scores: np.ndarray, kind: str, null: TailNull | None = None) -> np.ndarray:
     """Scores of one detector on the common [0, 1] scale: ``probability`` scores clipped,
-    ``tail`` scores through a logistic that puts the detector's :func:`tail_alarm` at 0.5."""
+    ``tail`` scores through a logistic that puts the detector's :func:`tail_alarm` (fitted to
+    ``scores`` unless a fitted ``null`` is given) at 0.5."""
     s = np.asarray(scores, dtype=np.float64)
     if kind == "probability":
         return np.clip(s, 0.0, 1.0)
     if kind == "tail":
-        null = tail_alarm(s)
+        null = tail_alarm(s) if null is None else null
         x = np.clip((s - null.alarm) / max(null.scale, 1e-12), -50.0, 50.0)
         out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
         return out
@@ -196,3 +198,80 @@ def combine(raw: Mapping[str, np.ndarray], calibrated: Mapping[str, np.ndarray],
     return Combined(score=score, flagged=flagged, top=top, names=names, threshold=threshold,
                     weights={n: round(float(w), 4) for n, w in zip(names, weights, strict=True)},
                     pseudo=pseudo)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """The combination fitted on a sample of the rows, applied to any chunk of them: each
+    detector's calibration (``kinds``; the fitted tail ``nulls``, alarms set for ``n_rows``
+    rows), the sample's sorted raw scores (a new row's rank is its position among them) and the
+    ``weights`` the sample's flagged rows gave each detector. On the sample itself it gives what
+    :func:`combine` gives up to floating-point rounding of the ranks."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    nulls: tuple[TailNull | None, ...]
+    sorted_raw: tuple[np.ndarray, ...]
+    weights: np.ndarray
+    pseudo: int
+    n_rows: int
+
+    def calibrated(self, raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each detector's scores of a chunk on the [0, 1] scale."""
+        return {n: calibrate(raw[n], kind, null)
+                for n, kind, null in zip(self.names, self.kinds, self.nulls, strict=True)}
+
+    def units(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``(rows, detectors)``: each score's mid-rank among the sample's scores, in [0, 1)."""
+        cols = []
+        for n, ref in zip(self.names, self.sorted_raw, strict=True):
+            s = np.asarray(raw[n], dtype=np.float64)
+            below = np.searchsorted(ref, s, side="left")
+            ties = np.searchsorted(ref, s, side="right") - below
+            cols.append(np.clip((below + np.maximum(ties - 1, 0) / 2.0) / max(len(ref), 1),
+                                0.0, 1.0 - 1e-9))
+        return np.stack(cols, axis=1)
+
+    def apply(self, raw: Mapping[str, np.ndarray]) -> Combined:
+        """Combined score, flags and the detector behind each row of a chunk (no budget: a
+        budget is a top-k over all chunks, see :func:`poisonguard.scan.scan`)."""
+        cal_map = self.calibrated(raw)
+        cal = np.stack([cal_map[n] for n in self.names], axis=1)
+        evidence = cal.max(axis=1)
+        flagged = evidence >= THRESHOLD
+        units = self.units(raw)
+        T = np.clip(units @ self.weights, 0.0, 1.0 - 1e-9)
+        order = _LEAD * np.minimum(evidence / THRESHOLD, 1.0) + (1.0 - _LEAD) * T
+        score = 0.5 * (flagged + np.clip(order, 0.0, 1.0 - 1e-9))
+        top = np.where(flagged, cal.argmax(axis=1), (units * self.weights).argmax(axis=1))
+        return Combined(score=score, flagged=flagged, top=top, names=self.names,
+                        threshold=THRESHOLD,
+                        weights={n: round(float(w), 4)
+                                 for n, w in zip(self.names, self.weights, strict=True)},
+                        pseudo=self.pseudo)
+
+
+def fit_combination(raw: Mapping[str, np.ndarray], kinds: Mapping[str, str],
+                    n_rows: int) -> Combination:
+    """Fit the combination on the sample's raw scores (``kinds``: each detector's calibration;
+    ``n_rows``: the rows the scan will score, which sets the tail alarms)."""
+    names = tuple(raw)
+    if not names:
+        raise InputError("no detector could run on this data")
+    nulls = tuple(tail_alarm(np.asarray(raw[n], dtype=np.float64), n_rows=n_rows)
+                  if kinds[n] == "tail" else None for n in names)
+    cal = np.stack([calibrate(raw[n], kinds[n], null) for n, null in zip(names, nulls, strict=True)],
+                   axis=1)
+    flagged = cal.max(axis=1) >= THRESHOLD
+    m = len(flagged)
+    ranks = [rankdata(np.asarray(raw[n], dtype=np.float64)) for n in names]
+    pseudo = int(flagged.sum())
+    if _MIN_PSEUDO <= pseudo <= m - _MIN_PSEUDO:
+        weights = np.array([max(0.0, _auroc(flagged, r) - 0.5) ** 2 for r in ranks])
+    else:
+        weights = np.ones(len(names))
+    if weights.sum() <= 1e-12:
+        weights = np.ones(len(names))
+    return Combination(names=names, kinds=tuple(kinds[n] for n in names), nulls=nulls,
+                       sorted_raw=tuple(np.sort(np.asarray(raw[n], dtype=np.float64)) for n in names),
+                       weights=weights / weights.sum(), pseudo=pseudo, n_rows=int(n_rows))

@@ -52,6 +52,11 @@ class ProxyConfig:
     folds: int = 5
     random_state: int = 0
 
+    def n_folds(self, n_rows: int) -> int:
+        """Folds asked of the cross-fitting on ``n_rows`` rows (3 from 100,000 rows; fewer when
+        the smallest class is smaller)."""
+        return self.folds if n_rows < _FEWER_FOLDS_FROM else min(self.folds, 3)
+
 
 def proba_model(config: ProxyConfig, features: Any) -> Any:
     """The unfitted classifier behind ``Evidence.proba`` (it sees the encoded ``features``)."""
@@ -71,7 +76,7 @@ def _splitter(config: ProxyConfig, codes: np.ndarray, notes: list[str]) -> Any:
     n = len(codes)
     counts = np.bincount(codes, minlength=config.n_classes)
     smallest = int(counts[counts > 0].min())
-    folds = config.folds if n < _FEWER_FOLDS_FROM else min(config.folds, 3)
+    folds = config.n_folds(n)
     if smallest >= 2:
         return StratifiedKFold(n_splits=min(folds, smallest), shuffle=True,
                                random_state=config.random_state)

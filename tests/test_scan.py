@@ -1,0 +1,91 @@
+"""scan(): the one-shot path, the two-phase path beyond ``sample_rows``, and its options.
+
+Past ``sample_rows`` the evidence, the detectors' states and the combination are fitted on a
+stratified sample and every other row is scored in chunks from that state: a user scanning a
+large file gets every row scored, the same flagged rows for the same seed, a budget that is a
+top-k over all rows, and a report that says which regime ran.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poisonguard.attacks import get_attack
+from poisonguard.datasets import load_dataset
+from poisonguard.errors import InputError
+from poisonguard.evidence import Evidence
+from poisonguard.scan import scan
+
+
+@pytest.fixture(scope="module")
+def poisoned() -> tuple[object, np.ndarray]:
+    ds = load_dataset("digits")
+    res = get_attack("backdoor")(rate=0.03, trigger="patch").poison(ds, rng=np.random.default_rng(0))
+    return res.dataset, np.asarray(res.mask, dtype=bool)
+
+
+def test_sampled_scan_scores_every_row_from_the_fitted_state(poisoned: tuple[object, np.ndarray]) -> None:
+    ds, mask = poisoned
+    full = scan(ds, detectors=["outlier"], random_state=0)  # type: ignore[arg-type]
+    part = scan(ds, detectors=["outlier"], random_state=0, sample_rows=600,  # type: ignore[arg-type]
+                chunk_rows=400)
+    regime = part.summary()["regime"]
+    assert regime["sampled"] and regime["fitted_rows"] < ds.n_rows  # type: ignore[attr-defined]
+    outside = ds.n_rows - regime["fitted_rows"]  # type: ignore[attr-defined]
+    assert regime["rows"] == ds.n_rows and regime["chunks"] == 1 + -(-outside // 400)  # type: ignore[attr-defined]
+    assert not full.summary()["regime"]["sampled"]
+    assert np.all(np.isfinite(part.scores)) and len(part.scores) == ds.n_rows  # type: ignore[attr-defined]
+    # fitted on a third of the rows, the patch is still found about as well as by the full scan
+    a_full, a_part = full.evaluate(mask)["auroc"], part.evaluate(mask)["auroc"]
+    assert a_part >= a_full - 0.03, (a_full, a_part)
+    assert a_part >= 0.9
+    flagged = part.table[part.table["flagged"]]
+    assert (flagged["reason"].str.len() > 0).all() and (flagged["top_detector"] == "outlier").all()
+
+
+def test_sampled_scan_is_deterministic(poisoned: tuple[object, np.ndarray]) -> None:
+    ds, _ = poisoned
+    a = scan(ds, detectors=["outlier"], random_state=3, sample_rows=500)  # type: ignore[arg-type]
+    b = scan(ds, detectors=["outlier"], random_state=3, sample_rows=500)  # type: ignore[arg-type]
+    assert a.table.to_csv().encode() == b.table.to_csv().encode()
+
+
+def test_budget_is_a_top_k_over_all_chunks(poisoned: tuple[object, np.ndarray]) -> None:
+    ds, _ = poisoned
+    rep = scan(ds, detectors=["outlier"], budget=40, sample_rows=500, chunk_rows=300)  # type: ignore[arg-type]
+    assert rep.n_flagged == 40
+    kept = np.sort(rep.scores[rep.flagged])
+    assert kept.min() >= np.max(rep.scores[~rep.flagged])
+    assert (rep.table.loc[rep.flagged, "reason"].str.len() > 0).all()
+    assert (rep.table.loc[~rep.flagged, "reason"] == "").all()
+
+
+def test_one_phase_detectors_are_left_out_of_a_sampled_scan_with_a_reason(
+        poisoned: tuple[object, np.ndarray]) -> None:
+    from poisonguard.detectors import DETECTORS
+
+    one_phase = sorted(n for n, cls in DETECTORS.items()
+                       if not cls.two_phase and n not in ("association", "validation"))
+    if not one_phase:
+        pytest.skip("every detector is two-phase")
+    ds, _ = poisoned
+    rep = scan(ds, detectors=["outlier", one_phase[0]], sample_rows=600)  # type: ignore[arg-type]
+    assert "fitted on" in rep.skipped[one_phase[0]]
+
+
+def test_evidence_with_other_settings_is_an_error_not_a_silent_drop() -> None:
+    ds = load_dataset("wine")
+    ev = Evidence(ds, k=5, random_state=4)
+    with pytest.raises(InputError, match="drop 'k'"):
+        scan(ds, evidence=ev, k=30)
+    with pytest.raises(InputError, match="'reference'"):
+        scan(ds, evidence=ev, reference=ds)
+    rep = scan(ds, evidence=ev)
+    assert rep.seed == 4  # the evidence's seed is the one recorded
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+def test_sample_rows_must_be_a_positive_count(bad: object) -> None:
+    with pytest.raises(InputError, match="'sample_rows' must be a positive whole number"):
+        scan(load_dataset("wine"), sample_rows=bad)  # type: ignore[arg-type]
