@@ -426,17 +426,12 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
         rows = rest[begin:begin + chunk]
         if progress is not None:
             progress(f"chunk {i + 1} of {n_chunks - 1}")
-        view = ev.view(dataset.take(rows))
-        t0 = time.perf_counter()
-        scores = {}
-        for name, (det, state, _) in fitted.items():
-            scores[name] = det.score(view, state)
-            _check_scores(name, scores[name].suspicion, len(rows))
-        timings["score chunks"] = timings.get("score chunks", 0.0) + time.perf_counter() - t0
-        # combined and explained at once: the chunk's view is dropped before the next one
-        _combine_piece(comb, rows, view, scores, fitted, raw, cal, score, flagged, reasons, tops)
-    _combine_piece(comb, sample, own, {name: f[2] for name, f in fitted.items()}, fitted, raw, cal,
-                   score, flagged, reasons, tops)
+        # scored, combined and explained at once: the chunk's view is gone before the next one
+        piece = _score_piece(comb, fitted, ev.view(dataset.take(rows)))
+        timings["score chunks"] = timings.get("score chunks", 0.0) + piece.seconds
+        _store(piece, rows, raw, cal, score, flagged, reasons, tops)
+    _store(_score_piece(comb, fitted, own, {name: f[2] for name, f in fitted.items()}), sample,
+           raw, cal, score, flagged, reasons, tops)
     threshold = THRESHOLD
     if n_budget is not None:
         chosen = np.argsort(-score, kind="stable")[:n_budget]
@@ -454,25 +449,50 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
                       regime=_regime(ev, n, chunks=n_chunks, chunk_rows=chunk))
 
 
-def _combine_piece(comb: Combination, rows: np.ndarray, view: Any, scores: Mapping[str, Any],
-                   fitted: Mapping[str, tuple[Any, Any, Any]], raw: dict[str, np.ndarray],
-                   cal: dict[str, np.ndarray], score: np.ndarray, flagged: np.ndarray,
-                   reasons: np.ndarray, tops: np.ndarray) -> None:
-    """Combine one piece's scores into the full-length columns; explain its flagged rows."""
+@dataclass(frozen=True)
+class _Piece:
+    """One chunk's results: raw and calibrated scores per detector, combined score, flags, and
+    the reason and detector of each flagged row (positions into the chunk)."""
+
+    raw: Mapping[str, np.ndarray]
+    calibrated: Mapping[str, np.ndarray]
+    score: np.ndarray
+    flagged: np.ndarray
+    reasons: Mapping[int, tuple[str, str]]
+    seconds: float
+
+
+def _score_piece(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], view: Any,
+                 scores: Mapping[str, Any] | None = None) -> _Piece:
+    """Score (unless ``scores`` are given), combine and explain the rows of ``view``: all a
+    worker does for its chunk, from the fitted state alone."""
+    t0 = time.perf_counter()
+    if scores is None:
+        scores = {name: det.score(view, state) for name, (det, state, _) in fitted.items()}
+        for name, sc in scores.items():
+            _check_scores(name, sc.suspicion, view.n_rows)
     piece_raw = {name: np.asarray(scores[name].suspicion, dtype=np.float64) for name in comb.names}
     combined = comb.apply(piece_raw)
-    piece_cal = comb.calibrated(piece_raw)
-    for name in comb.names:
-        raw[name][rows] = piece_raw[name]
-        cal[name][rows] = piece_cal[name]
-    score[rows] = combined.score
-    flagged[rows] = combined.flagged
+    why: dict[int, tuple[str, str]] = {}
     for j, name in enumerate(comb.names):
         local = np.flatnonzero(combined.flagged & (combined.top == j))
         if len(local):
             lines = fitted[name][0].reasons(view, scores[name], local)
-            reasons[rows[local]] = [f"{name}: {line}" for line in lines]
-            tops[rows[local]] = name
+            why.update({int(r): (name, f"{name}: {line}") for r, line in zip(local, lines, strict=True)})
+    return _Piece(piece_raw, comb.calibrated(piece_raw), combined.score, combined.flagged, why,
+                  time.perf_counter() - t0)
+
+
+def _store(piece: _Piece, rows: np.ndarray, raw: dict[str, np.ndarray], cal: dict[str, np.ndarray],
+           score: np.ndarray, flagged: np.ndarray, reasons: np.ndarray, tops: np.ndarray) -> None:
+    for name in piece.raw:
+        raw[name][rows] = piece.raw[name]
+        cal[name][rows] = piece.calibrated[name]
+    score[rows] = piece.score
+    flagged[rows] = piece.flagged
+    for local, (name, line) in piece.reasons.items():
+        reasons[rows[local]] = line
+        tops[rows[local]] = name
 
 
 def _explain_budget(comb: Combination, flagged: np.ndarray, reasons: np.ndarray,
