@@ -89,4 +89,4 @@ def test_label_outside_the_fitted_classes_is_named(halves: tuple[Evidence, objec
 
     odd = Dataset(X=np.asarray(other.X)[:3], y=np.array(["x", "x", "x"]))  # type: ignore[attr-defined]
     with pytest.raises(InputError, match="label 'x' is not one of the fitted classes"):
-        ev.view(odd).labels
+        _ = ev.view(odd).labels

@@ -59,3 +59,31 @@ def test_tiny_and_constant_classes() -> None:
     assert scores.shape == (72,) and np.all((scores >= 0) & (scores <= 1))
     assert split_class(np.zeros((25, 5))) is None
     assert split_class(np.ones((2, 5))) is None
+
+
+def test_new_rows_of_the_fitted_poison_cluster_get_its_probability() -> None:
+    """Fitted on a seeded 70 % of a 10 % feature backdoor of breast_cancer, the state assigns
+    each of the other rows to its class's nearer fitted centre: every new triggered row gets
+    the probability of the fitted poison cluster (measured 0.85), the new clean rows stay
+    under 0.5, and a new copy of a fitted row scores exactly as it does."""
+    ds = load_dataset("breast_cancer")
+    res = get_attack("backdoor")(rate=0.1).poison(ds, rng=np.random.default_rng(0))
+    perm = np.random.default_rng(1).permutation(ds.n_rows)
+    cut = int(0.7 * ds.n_rows)
+    fit_rows, new_rows = np.sort(perm[:cut]), np.sort(perm[cut:])
+    ev = Evidence(res.dataset.take(fit_rows), random_state=0, classes=res.dataset.classes)
+    det = Clusters()
+    state = det.fit(ev)
+    own = det.score(ev.view(), state).suspicion
+    cluster_prob = own[res.mask[fit_rows]]
+    assert cluster_prob.min() >= 0.5 and np.unique(cluster_prob).size == 1
+    new = res.dataset.take(new_rows)
+    scored = det.score(ev.view(new), state)
+    new_mask = res.mask[new_rows]
+    assert new_mask.sum() >= 10
+    np.testing.assert_array_equal(scored.suspicion[new_mask], cluster_prob[0])
+    assert scored.suspicion[~new_mask].max() < 0.5
+    line = det.reasons(ev.view(new), scored, np.flatnonzero(new_mask)[:1])[0]
+    assert "cluster of class" in line and "silhouette" in line
+    copies = ev.dataset.take(np.arange(40))
+    np.testing.assert_array_equal(det.score(ev.view(copies), state).suspicion, own[:40])

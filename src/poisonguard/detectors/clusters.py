@@ -33,22 +33,37 @@ under half of the class; the row's probability is the larger of the two rules. T
 separates the two kinds of far split seen on digits: triggered rows are each other's neighbours
 (other-label share 0.00-0.03, core 0.01), while a natural sub-style far from its class core sits
 on the border with other classes (class 9: 0.43 against 0.14).
+
+Two phases: :meth:`Clusters.fit` keeps, per class of the fitted rows, the class's whitening (from
+:func:`~poisonguard.detectors.spectral.whiten_class`), the two fitted 2-means centres, which of
+them is the suspect cluster, the cluster's share, silhouette, spread and probability, and which
+fitted rows fell in it. A new row is whitened with its *given* label's class state, assigned to
+the nearer of that class's two centres (as the fitted rows of a class beyond 20,000 rows are) and
+gets the suspect cluster's probability when it lands there, 0 otherwise. The split itself (share,
+silhouette, spread, the other-label share of the suspect rows' feature neighbours and the
+contrast with other classes) is judged on the fitted rows only: new rows never move it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from poisonguard.detectors._base import Detector, register
-from poisonguard.detectors.spectral import WhitenedClass, whiten_class, whitened
+from poisonguard.detectors._base import Detector, Scores, register
+from poisonguard.detectors.spectral import (
+    WhitenedClass,
+    Whitening,
+    whiten_class,
+    whitened,
+    whitened_rows,
+)
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["ClassSplit", "Clusters", "contrast_probability", "split_class"]
+__all__ = ["ClassSplit", "Clusters", "ClustersState", "contrast_probability", "split_class"]
 
 _MAX_SHARE = 0.35
 _ZERO_SHARE = 0.5
@@ -64,7 +79,9 @@ _MIXING_MARGIN = 0.05
 
 @dataclass(frozen=True)
 class ClassSplit:
-    """The 2-means split of one class: ``suspect`` marks the rows of the suspect cluster."""
+    """The 2-means split of one class: ``suspect`` marks the rows of the suspect cluster,
+    ``centers`` ``(2, k)`` are the fitted centres in whitened coordinates and ``suspect_id`` the
+    suspect cluster's centre (a row nearer to it than to the other is in the cluster)."""
 
     suspect: np.ndarray
     share: float
@@ -72,6 +89,16 @@ class ClassSplit:
     spread: float
     probability: float
     mixing: float = 0.0
+    centers: np.ndarray | None = None
+    suspect_id: int = 1
+
+    def assign(self, coords: np.ndarray) -> np.ndarray:
+        """True for the whitened rows ``coords`` ``(m, k)`` nearer the suspect centre."""
+        if self.centers is None:
+            return np.zeros(len(coords), dtype=bool)
+        d = ((coords[:, None, :] - self.centers[None, :, :]) ** 2).sum(axis=2)
+        out: np.ndarray = np.argmin(d, axis=1) == self.suspect_id
+        return out
 
 
 def _sigmoid(x: float) -> float:
@@ -112,7 +139,9 @@ def split_class(rows: np.ndarray | WhitenedClass, *, dim: int = 10,
     size = float(np.clip((_ZERO_SHARE - share) / (_ZERO_SHARE - _MAX_SHARE), 0.0, 1.0))
     prob = size * _sigmoid((sil - _SILHOUETTE) / 0.04) * _sigmoid(
         np.log(max(spread, 1e-12) / _SPREAD) / 0.25)
-    return ClassSplit(suspect=suspect, share=share, silhouette=sil, spread=spread, probability=prob)
+    return ClassSplit(suspect=suspect, share=share, silhouette=sil, spread=spread, probability=prob,
+                      centers=np.asarray(km.cluster_centers_, dtype=np.float64),
+                      suspect_id=suspect_id)
 
 
 def contrast_probability(splits: dict[int, ClassSplit]) -> dict[int, float]:
@@ -137,11 +166,21 @@ def contrast_probability(splits: dict[int, ClassSplit]) -> dict[int, float]:
     return out
 
 
+@dataclass(frozen=True)
+class ClustersState:
+    """Per class code of the fitted rows that could be split, its :class:`ClassSplit` (with the
+    fitted rows of the suspect cluster) and its :class:`Whitening` (for new rows)."""
+
+    splits: dict[int, ClassSplit] = field(default_factory=dict)
+    whitening: dict[int, Whitening | None] = field(default_factory=dict)
+
+
 @register
 class Clusters(Detector):
     """Activation clustering per class; the score is the probability that the row sits in a
     small, well-separated cluster split off from its class (higher = more suspicious; 0 for
-    every row of a class without such a cluster).
+    every row of a class without such a cluster). A new row gets the probability of the fitted
+    cluster of its class it lies nearest to.
 
     Examples
     --------
@@ -154,7 +193,6 @@ class Clusters(Detector):
     """
 
     name: ClassVar[str] = "clusters"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "in a small cluster of its class split off from the rest"
     requires: ClassVar[tuple[str, ...]] = ("embedding", "labels", "feature_neighbors")
     calibration = "probability"
@@ -187,33 +225,45 @@ class Clusters(Detector):
 
         return evidence.memo(("clusters", self.dim), compute)
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """Probability in [0, 1] that the row is in a split-off cluster of its class."""
-        labels = evidence.labels
-        out = np.zeros(len(labels))
-        for code, found in self._splits(evidence).items():
-            idx = np.flatnonzero(labels == code)
-            out[idx[found.suspect]] = found.probability
-        return out
-
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        """The cluster's share of its class, its silhouette and how far it lies."""
-        labels = evidence.labels
+    def fit(self, evidence: Evidence) -> ClustersState:
+        """Each class's split (centres, suspect cluster, probability) and whitening."""
         splits = self._splits(evidence)
-        # a row's position within its class (the order split_class saw the rows in)
-        position = np.empty(len(labels), dtype=np.int64)
-        for code in np.unique(labels):
-            members = labels == code
-            position[members] = np.arange(int(members.sum()))
+        return ClustersState(dict(splits), {code: whitened(evidence, code, self.dim).whitening
+                                            for code in splits})
+
+    def score(self, view: View, state: ClustersState) -> Scores:
+        """Probability in [0, 1] that the row is in a split-off cluster of its class: the fitted
+        rows of the suspect cluster, or new rows nearer its centre than the other one. The
+        payload keeps the row's label, whether it is in the suspect cluster, and the cluster's
+        share of its class, silhouette and spread (NaN for a class without a split)."""
+        labels = view.labels
+        n = len(labels)
+        out = np.zeros(n)
+        suspect = np.zeros(n, dtype=bool)
+        share, silhouette, spread = (np.full(n, np.nan) for _ in range(3))
+        for code, found in state.splits.items():
+            idx = np.flatnonzero(labels == code)
+            if view.in_sample:
+                members = found.suspect
+            else:
+                members = found.assign(whitened_rows(view, code, self.dim,
+                                                     state.whitening.get(code)))
+            out[idx[members]] = found.probability
+            suspect[idx[members]] = True
+            share[idx], silhouette[idx], spread[idx] = found.share, found.silhouette, found.spread
+        return Scores(out, {"labels": labels, "suspect": suspect, "share": share,
+                            "silhouette": silhouette, "spread": spread})
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """The cluster's share of its class, its silhouette and how far it lies."""
+        p = scores.payload
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
-            code = int(labels[r])
-            cls = evidence.classes[code]
-            found = splits.get(code)
-            if found is None or not found.suspect[position[r]]:
+            cls = view.classes[p["labels"][r]]
+            if not p["suspect"][r]:
                 lines.append(f"class {cls!s} shows no split-off cluster around this row")
                 continue
-            lines.append(f"in a {100 * found.share:.0f} % cluster of class {cls!s} split off from "
-                         f"the rest (silhouette {found.silhouette:.2f}, "
-                         f"{np.sqrt(found.spread):.1f}x the core's spread)")
+            lines.append(f"in a {100 * p['share'][r]:.0f} % cluster of class {cls!s} split off "
+                         f"from the rest (silhouette {p['silhouette'][r]:.2f}, "
+                         f"{np.sqrt(p['spread'][r]):.1f}x the core's spread)")
         return lines

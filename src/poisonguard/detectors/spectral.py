@@ -14,24 +14,52 @@ class's scores are divided by the median over its own core, so a class where hal
 poison is still scored against its clean half, and classes are comparable; the detector returns
 the square root (a robust distance in core standard deviations), whose lighter tail suits the
 ensemble's ``tail`` calibration.
+
+Two phases: :meth:`Spectral.fit` keeps, per class of the fitted rows, the whitening (class mean,
+principal axes, core mean and whitening transform; :class:`Whitening`), the quantum-entropy
+directions and weights, the core's median score and the class's sorted fitted scores (for the
+reasons' ranks); the classic variant keeps the class mean, the top singular vector and its
+median. A new row is scored with the state of its *given* label's class: whitened by that
+class's fitted transform and divided by that class's fitted core median, so a row whose label
+was flipped, or which carries a trigger, lies as far out as it would among the fitted rows. A
+new row of a class with too few fitted rows to whiten scores 0, as the class's fitted rows do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from poisonguard.detectors._base import Detector, register
+from poisonguard.detectors._base import Detector, Scores, register
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Spectral", "WhitenedClass", "whiten_class"]
+__all__ = ["Spectral", "SpectralClass", "SpectralState", "WhitenedClass", "Whitening",
+           "whiten_class", "whitened_rows"]
 
 _MIN_ROWS = 6
 _SHRINK = 0.1
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """The map from raw embedding rows of one class to its whitened coordinates: centre on the
+    class ``mean`` ``(d,)``, project on the principal ``axes`` ``(d, k)``, centre on the robust
+    core's ``center`` ``(k,)`` and multiply by ``transform`` ``(k, k)``."""
+
+    mean: np.ndarray
+    axes: np.ndarray
+    center: np.ndarray
+    transform: np.ndarray
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Whitened coordinates ``(m, k)`` of embedding ``rows`` ``(m, d)``."""
+        X = np.asarray(rows, dtype=np.float64) - self.mean
+        out: np.ndarray = (X @ self.axes - self.center) @ self.transform
+        return out
 
 
 @dataclass(frozen=True)
@@ -40,11 +68,13 @@ class WhitenedClass:
 
     ``coords`` ``(m, k)``: rows centred on the robust core mean and whitened by the core
     covariance (``k`` may be 0 when the rows do not vary); ``core``: True for the rows of the
-    most compact half that estimated them.
+    most compact half that estimated them; ``whitening``: the fitted map that gives other rows'
+    coordinates (``None`` when ``k`` is 0).
     """
 
     coords: np.ndarray
     core: np.ndarray
+    whitening: Whitening | None = None
 
 
 def _concentrate(Z: np.ndarray, start: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -79,7 +109,8 @@ def whiten_class(rows: np.ndarray, dim: int = 10) -> WhitenedClass:
     m = len(X)
     if m < _MIN_ROWS:
         return WhitenedClass(np.zeros((m, 0)), np.ones(m, dtype=bool))
-    X -= X.mean(axis=0)
+    mean = X.mean(axis=0)
+    X -= mean
     # principal axes from the d x d scatter matrix: no m x d factor for a 500,000-row class
     values, vectors = np.linalg.eigh(X.T @ X)
     s = np.sqrt(np.clip(values[::-1], 0.0, None))
@@ -99,10 +130,11 @@ def whiten_class(rows: np.ndarray, dim: int = 10) -> WhitenedClass:
     best = min((_concentrate(Z, start, h) for start in starts), key=lambda t: t[2])
     mu, cov = best[0], best[1]
     values, vectors = np.linalg.eigh(cov)
-    Y = (Z - mu) @ (vectors / np.sqrt(np.maximum(values, 1e-12)))
+    transform = vectors / np.sqrt(np.maximum(values, 1e-12))
+    Y = (Z - mu) @ transform
     dist = (Y ** 2).sum(axis=1)
     core = dist <= np.sort(dist)[h - 1]
-    return WhitenedClass(Y, core)
+    return WhitenedClass(Y, core, Whitening(mean, np.ascontiguousarray(vt[:k].T), mu, transform))
 
 
 def whitened(evidence: Evidence, code: int, dim: int = 10) -> WhitenedClass:
@@ -115,32 +147,100 @@ def whitened(evidence: Evidence, code: int, dim: int = 10) -> WhitenedClass:
     return evidence.memo(("whitened", code, dim), compute)
 
 
+def whitened_rows(view: View, code: int, dim: int, whitening: Whitening | None) -> np.ndarray:
+    """Whitened coordinates of the rows of ``view`` labelled ``code``, in the order they come:
+    the fitted rows' own :func:`whitened` coordinates, or new rows mapped by the class's fitted
+    ``whitening`` (``(m, 0)`` without one); computed once per view (``spectral`` and
+    ``clusters`` both read them)."""
+    if view.in_sample:
+        return whitened(view.evidence, code, dim).coords
+
+    def compute() -> np.ndarray:
+        rows = view.embedding[view.labels == code]
+        return np.zeros((len(rows), 0)) if whitening is None else whitening(rows)
+
+    return view.memo(("whitened rows", code, dim), compute)
+
+
+def _que_basis(Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The whitened directions and their weights of the quantum-entropy score (``None`` for
+    ``alpha = 0``)."""
+    if alpha == 0.0:
+        return None
+    values, vectors = np.linalg.eigh(Y.T @ Y / len(Y))
+    weights = np.exp(alpha * (values - values.max()) / max(float(values.max()) - 1.0, 1e-9))
+    return vectors, weights
+
+
+def _que_apply(Y: np.ndarray, basis: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Quantum-entropy score of whitened rows ``Y`` with the directions and weights ``basis``
+    fitted by :func:`_que_basis` (``None``: the squared norm)."""
+    if basis is None:
+        out: np.ndarray = (Y ** 2).sum(axis=1)
+        return out
+    vectors, weights = basis
+    out = ((Y @ vectors) ** 2 @ weights) / weights.sum() * Y.shape[1]
+    return out
+
+
 def _que(Y: np.ndarray, alpha: float) -> np.ndarray:
     """Quantum-entropy score of whitened rows: ``alpha = 0`` is the squared norm, large
     ``alpha`` the squared projection on the top direction (times the dimension)."""
-    k = Y.shape[1]
-    if alpha == 0.0:
-        out: np.ndarray = (Y ** 2).sum(axis=1)
-        return out
-    values, vectors = np.linalg.eigh(Y.T @ Y / len(Y))
-    weights = np.exp(alpha * (values - values.max()) / max(float(values.max()) - 1.0, 1e-9))
-    out = ((Y @ vectors) ** 2 @ weights) / weights.sum() * k
+    return _que_apply(Y, _que_basis(Y, alpha))
+
+
+def _classic_fit(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Tran et al.'s state of one class: its mean, the top singular vector of the mean-centred
+    rows and the median squared projection on it (``None`` for a class too small or flat)."""
+    X = np.asarray(rows, dtype=np.float64)
+    if len(X) < 3:
+        return None
+    mean = X.mean(axis=0)
+    X = X - mean
+    _, s, vt = np.linalg.svd(X, full_matrices=False)
+    if s[0] <= 1e-12:
+        return None
+    direction = vt[0].copy()
+    proj = (X @ direction) ** 2
+    return mean, direction, max(float(np.median(proj)), 1e-12 * float(proj.max()), 1e-300)
+
+
+def _classic_apply(rows: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, float] | None
+                   ) -> np.ndarray:
+    """Squared projection of ``rows`` on a class's top singular vector over its median."""
+    if fitted is None:
+        return np.zeros(len(rows))
+    mean, direction, median = fitted
+    X = np.asarray(rows, dtype=np.float64) - mean
+    out: np.ndarray = (X @ direction) ** 2 / median
     return out
 
 
 def _classic(rows: np.ndarray) -> np.ndarray:
     """Tran et al.: squared projection on the top singular vector of the mean-centred rows,
     divided by its class median."""
-    X = np.asarray(rows, dtype=np.float64)
-    if len(X) < 3:
-        return np.zeros(len(X))
-    X = X - X.mean(axis=0)
-    _, s, vt = np.linalg.svd(X, full_matrices=False)
-    if s[0] <= 1e-12:
-        return np.zeros(len(X))
-    proj = (X @ vt[0]) ** 2
-    out: np.ndarray = proj / max(float(np.median(proj)), 1e-12 * float(proj.max()), 1e-300)
-    return out
+    return _classic_apply(rows, _classic_fit(rows))
+
+
+@dataclass(frozen=True)
+class SpectralClass:
+    """What scoring a row of one class needs: ``ranked`` (the class's fitted scores, sorted),
+    and for the robust score the ``whitening``, the quantum-entropy ``basis`` (``None`` for
+    ``alpha = 0``) and the core's median score ``scale`` (0: the class scores 0); for the classic
+    score ``classic`` (mean, top singular vector, median squared projection)."""
+
+    ranked: np.ndarray
+    whitening: Whitening | None = None
+    basis: tuple[np.ndarray, np.ndarray] | None = None
+    scale: float = 0.0
+    classic: tuple[np.ndarray, np.ndarray, float] | None = None
+
+
+@dataclass(frozen=True)
+class SpectralState:
+    """Per class code of the fitted rows, its :class:`SpectralClass`."""
+
+    classes: dict[int, SpectralClass] = field(default_factory=dict)
 
 
 @register
@@ -150,6 +250,7 @@ class Spectral(Detector):
     ``robust=True`` (default) is the SPECTRE-style robust whitening described in the module
     docstring; ``robust=False`` the classic Tran et al. score. ``dim`` bounds the principal
     components kept per class; ``alpha`` is the quantum-entropy weight (0: whitened distance).
+    New rows are scored with the fitted state of their given label's class.
 
     Examples
     --------
@@ -162,7 +263,6 @@ class Spectral(Detector):
     """
 
     name: ClassVar[str] = "spectral"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "far from its class's robust core along the embedding's spectral directions"
     requires: ClassVar[tuple[str, ...]] = ("embedding", "labels")
     calibration = "tail"
@@ -178,35 +278,79 @@ class Spectral(Detector):
         self.dim = dim
         self.alpha = alpha
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """Per-class robust distance (core standard deviations); higher = more suspicious."""
+    def _robust_class(self, white: WhitenedClass) -> tuple[np.ndarray, SpectralClass]:
+        """A class's robust distances (0 when it cannot be whitened) and its state (without
+        ``ranked``)."""
+        m = len(white.coords)
+        if white.coords.shape[1] == 0:
+            return np.zeros(m), SpectralClass(np.zeros(0))
+        basis = _que_basis(white.coords, float(self.alpha))
+        score = _que_apply(white.coords, basis)
+        scale = float(np.median(score[white.core]))
+        if not scale > 1e-12:
+            return np.zeros(m), SpectralClass(np.zeros(0), white.whitening, basis, 0.0)
+        return np.sqrt(score / scale), SpectralClass(np.zeros(0), white.whitening, basis, scale)
+
+    def fit(self, evidence: Evidence) -> SpectralState:
+        """Per class: the whitening, quantum-entropy basis and core scale (robust), or the mean,
+        top direction and median (classic), and the class's sorted fitted scores."""
         emb = evidence.embedding  # float32; each class is cast on its own
         labels = evidence.labels
         out = np.zeros(len(labels))
+        states: dict[int, SpectralClass] = {}
         for code in np.unique(labels):
             idx = np.flatnonzero(labels == code)
             if not self.robust:
-                out[idx] = np.sqrt(_classic(emb[idx]))
+                fitted = _classic_fit(emb[idx])
+                out[idx] = np.sqrt(_classic_apply(emb[idx], fitted))
+                states[int(code)] = SpectralClass(np.zeros(0), classic=fitted)
                 continue
-            white = whitened(evidence, int(code), self.dim)
-            if white.coords.shape[1] == 0:
-                continue
-            score = _que(white.coords, float(self.alpha))
-            scale = float(np.median(score[white.core]))
-            if scale > 1e-12:
-                out[idx] = np.sqrt(score / scale)
-        return np.nan_to_num(out, nan=0.0, posinf=0.0)
+            out[idx], states[int(code)] = self._robust_class(
+                whitened(evidence, int(code), self.dim))
+        out = np.nan_to_num(out, nan=0.0, posinf=0.0)
+        return SpectralState({code: SpectralClass(np.sort(out[labels == code]), s.whitening,
+                                                  s.basis, s.scale, s.classic)
+                              for code, s in states.items()})
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        """The row's distance and how it ranks within its class."""
-        scores = self.suspicion(evidence)
-        labels = evidence.labels
-        ranked = {int(c): np.sort(scores[labels == c]) for c in np.unique(labels)}
+    def score(self, view: View, state: SpectralState) -> Scores:
+        """Per-class robust distance (core standard deviations) of each row, with its class's
+        fitted state; higher = more suspicious. The payload keeps the row's rank among the
+        fitted rows of its class (``rank``, 1 = highest) and their number (``of``)."""
+        labels = view.labels
+        out = np.zeros(len(labels))
+        for code in np.unique(labels):
+            fitted = state.classes.get(int(code))
+            if fitted is None:  # a class without fitted rows
+                continue
+            idx = np.flatnonzero(labels == code)
+            if not self.robust:
+                out[idx] = np.sqrt(_classic_apply(view.embedding[idx], fitted.classic))
+                continue
+            if fitted.whitening is None or fitted.scale <= 1e-12:
+                continue
+            Y = whitened_rows(view, int(code), self.dim, fitted.whitening)
+            out[idx] = np.sqrt(_que_apply(Y, fitted.basis) / fitted.scale)
+        out = np.nan_to_num(out, nan=0.0, posinf=0.0)
+        rank = np.ones(len(labels), dtype=np.int64)
+        of = np.zeros(len(labels), dtype=np.int64)
+        for code in np.unique(labels):
+            fitted = state.classes.get(int(code))
+            if fitted is None:
+                continue
+            idx = np.flatnonzero(labels == code)
+            same = fitted.ranked
+            rank[idx] = len(same) - np.searchsorted(same, out[idx], side="right") + 1
+            of[idx] = len(same)
+        return Scores(out, {"labels": labels, "rank": rank, "of": of})
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """The row's distance and how it ranks among the fitted rows of its class."""
+        p = scores.payload
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
-            same = ranked[int(labels[r])]
-            rank = len(same) - int(np.searchsorted(same, scores[r], side="right")) + 1
-            lines.append(f"{scores[r]:.1f} robust SDs from the core of class "
-                         f"{evidence.classes[labels[r]]!s} in embedding space "
-                         f"(#{rank} of {len(same)} rows in that class)")
+            cls = view.classes[p["labels"][r]]
+            where = (f"#{p['rank'][r]} of {p['of'][r]} rows in that class" if view.in_sample
+                     else f"#{p['rank'][r]} against the {p['of'][r]} fitted rows of that class")
+            lines.append(f"{scores.suspicion[r]:.1f} robust SDs from the core of class "
+                         f"{cls!s} in embedding space ({where})")
         return lines
