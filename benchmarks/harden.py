@@ -198,6 +198,9 @@ of the row's pixels, as an integer, modulo k) and with our row hash passed as `h
 Both vote by each part's top class. `r=N`: certified accuracy against N inserted or removed
 rows; ART computes no certificate. Part sizes: rows per part (ART's default hash puts rows
 with the same pixel sum together, so its parts are uneven and correlated with the content).
+Test accuracy `—`: ART's `fit` raised `IndexError: arrays used as indices must be of integer
+(or boolean) type` — with its default hash some parts are empty (0 rows at k=20 and k=50) and
+it indexes the data with an empty float array.
 """
 
 
