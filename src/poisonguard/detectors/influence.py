@@ -16,27 +16,58 @@ digits but 0.1-0.4 on blends, feature triggers and 1 % patches, and never put a 
 over the alarm line, so it would add noise, not evidence. Forgetting-event counts were near
 chance (AUROC 0.4-0.68) with the few epochs a scan trains. Per-class normalisation of the area
 raised AUROC on backdoors a little but doubled false alarms on clean data; it is not used.
+
+Rows outside the fitted sample were never trained on, so they have no loss curve: their view
+holds one column, the loss of the network fitted on the sample. They are scored with the same
+formula on that column, the square root of that loss — the score a fitted row would get had its
+loss stayed at that value through training. A clean row's loss falls during training, so this
+puts a clean new row somewhat lower than its area would be, while a mislabelled one is not
+lowered by memorisation (the network never saw it). Measured on 70/30 splits of five data sets
+with 5 % random flips: 2-9 % of clean new rows lie above the 95th percentile of the clean fitted
+rows' scores (mapping the loss onto the areas by rank gave 8-16 %), and 96-100 % of the flipped
+new rows do.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from poisonguard.detectors._base import Detector, register
+from poisonguard.detectors._base import Detector, Scores, register
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Influence"]
+__all__ = ["Influence", "InfluenceState"]
 
 _LEARNED = float(np.log(2.0))
+
+
+def _class_medians(values: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The median of ``values`` over the rows of each class ``(n_classes,)``; NaN for a class
+    without rows."""
+    out = np.full(n_classes, np.nan)
+    for c in np.unique(labels):
+        out[int(c)] = float(np.median(values[labels == c]))
+    return out
+
+
+@dataclass(frozen=True)
+class InfluenceState:
+    """Per class, the fitted rows' median mean loss over the epochs (``mean_median``, for their
+    reasons) and median final loss (``final_median``, for the reasons of new rows, whose single
+    loss is a final loss)."""
+
+    mean_median: np.ndarray
+    final_median: np.ndarray
 
 
 @register
 class Influence(Detector):
     """Area under each row's training-loss curve; higher = learned later = more suspicious.
+    Rows outside the fitted sample: the square root of the fitted network's loss on them.
 
     Examples
     --------
@@ -49,7 +80,6 @@ class Influence(Detector):
     """
 
     name: ClassVar[str] = "influence"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary: ClassVar[str] = "learned late or never by the proxy network (high loss through training)"
     requires: ClassVar[tuple[str, ...]] = ("losses", "labels")
     calibration = "tail"
@@ -63,30 +93,50 @@ class Influence(Detector):
         "Learning. ICLR 2019",
     )
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """Square root of the mean loss over epochs; higher = more suspicious."""
+    def fit(self, evidence: Evidence) -> InfluenceState:
+        """Per-class medians of the fitted rows' losses (the reasons' yardsticks)."""
         losses = np.asarray(evidence.losses, dtype=np.float64)
-        losses = np.nan_to_num(losses, nan=0.0, posinf=50.0, neginf=0.0)
-        out: np.ndarray = np.sqrt(np.clip(losses, 0.0, None).mean(axis=1))
-        return out
+        labels, n_classes = evidence.labels, len(evidence.classes)
+        return InfluenceState(_class_medians(losses.mean(axis=1), labels, n_classes),
+                              _class_medians(losses[:, -1], labels, n_classes))
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        """Mean loss against its class's median, and the epoch from which it stayed learned."""
-        losses = np.asarray(evidence.losses, dtype=np.float64)
-        labels = evidence.labels
-        mean = losses.mean(axis=1)
-        epochs = losses.shape[1]
-        medians = {int(c): float(np.median(mean[labels == c])) for c in np.unique(labels)}
+    def score(self, view: View, state: InfluenceState) -> Scores:
+        """Square root of the mean loss over the view's epochs (one for new rows); higher = more
+        suspicious. The payload keeps the mean loss, the class's median, the last epoch the row
+        was not learned in (-1: none) and the number of epochs."""
+        raw = np.asarray(view.losses, dtype=np.float64)
+        losses = np.nan_to_num(raw, nan=0.0, posinf=50.0, neginf=0.0)
+        out: np.ndarray = np.sqrt(np.clip(losses, 0.0, None).mean(axis=1))
+        labels = view.labels
+        epochs = raw.shape[1]
+        unlearned = raw >= _LEARNED
+        last = np.where(unlearned.any(axis=1), epochs - 1 - np.argmax(unlearned[:, ::-1], axis=1),
+                        -1)
+        medians = state.mean_median if view.in_sample else state.final_median
+        return Scores(out, {"mean": raw.mean(axis=1), "median": medians[labels], "label": labels,
+                            "unlearned": last, "epochs": epochs, "curve": view.in_sample})
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """Fitted rows: mean loss against its class's median, and the epoch from which it stayed
+        learned. New rows: the fitted network's loss against its class's median final loss."""
+        p, classes = scores.payload, view.classes
+        epochs = p["epochs"]
         lines = []
         for r in np.asarray(rows, dtype=np.int64):
-            median = medians[int(labels[r])]
-            unlearned = np.flatnonzero(losses[r] >= _LEARNED)
-            if len(unlearned) == 0:
+            mean, median, cls = p["mean"][r], p["median"][r], classes[p["label"][r]]
+            last = int(p["unlearned"][r])
+            if not p["curve"]:
+                against = (f"{median:.2f} final training loss for class {cls!s}"
+                           if np.isfinite(median) else f"no fitted row of class {cls!s}")
+                lines.append(f"loss {mean:.2f} under the proxy network fitted on the sample vs "
+                             f"{against}; P(label) {np.exp(-mean):.2f} (not trained on)")
+                continue
+            if last < 0:
                 when = "learned from the first epoch"
-            elif unlearned[-1] == epochs - 1:
+            elif last == epochs - 1:
                 when = f"still not learned after {epochs} epochs"
             else:
-                when = f"learned only from epoch {int(unlearned[-1]) + 2} of {epochs}"
-            lines.append(f"mean training loss {mean[r]:.2f} vs {median:.2f} for class "
-                         f"{evidence.classes[labels[r]]!s}; {when}")
+                when = f"learned only from epoch {last + 2} of {epochs}"
+            lines.append(f"mean training loss {mean:.2f} vs {median:.2f} for class "
+                         f"{cls!s}; {when}")
         return lines

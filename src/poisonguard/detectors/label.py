@@ -21,22 +21,32 @@
    same formula with ``pi`` the *clean* posterior (``pooled @ inv(T)``, clipped, renormalised):
    ``N = sum_rows P(wrong)``. The score is then mapped monotonically (ranking kept) so that
    exactly the ``N`` highest rows score at least 0.5, the ensemble's threshold.
+
+New rows (a chunk the evidence never saw) are scored with the state fitted on the fitted rows:
+the same weights ``(a, b)`` pool the refitted model's probabilities and the label distribution
+of the row's nearest *fitted* rows in the label-free view (their labels, and the smoothing
+prior, come from the fitted rows), the same ``T`` gives ``P(wrong)``, and the same monotone map
+(the fitted rows' count ``N`` and its cut value) puts it on the scale where 0.5 is the alarm.
+A new row is therefore flagged when it looks at least as mislabelled as the ``N``-th most
+suspect fitted row; ``N`` is not re-estimated per chunk.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
 
-from poisonguard.detectors._base import Calibration, Detector, register
+from poisonguard.detectors._base import Calibration, Detector, Scores, register
 from poisonguard.detectors.neighbors import neighbor_label_distribution
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["LabelQuality", "noise_transition", "pooled_posterior", "wrong_label_probability"]
+__all__ = ["LabelQuality", "LabelState", "noise_transition", "pooled_posterior",
+           "wrong_label_probability"]
 
 _EPS = 1e-6
 _FIT_ROWS = 50_000  # the two pooling weights are fitted on at most this many (evenly spaced) rows
@@ -48,13 +58,19 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def pooled_posterior(evidence: Evidence) -> np.ndarray:
-    """``softmax(a log P + b log Q)``: model and feature-neighbour label probabilities pooled with
-    weights fitted by maximum likelihood of the given labels, shape ``(n, n_classes)``."""
-    labels = evidence.labels
-    log_p = np.log(np.clip(evidence.proba, _EPS, 1.0))
+def _log_experts(view: View) -> tuple[np.ndarray, np.ndarray]:
+    """``log P`` (the model's probabilities) and ``log Q`` (the labels of the rows' nearest
+    fitted rows in the label-free view), both clipped at ``_EPS``, for the rows of ``view``."""
+    log_p = np.log(np.clip(view.proba, _EPS, 1.0))
     log_q = np.log(np.clip(neighbor_label_distribution(
-        evidence, neighbors=evidence.feature_neighbors), _EPS, 1.0))
+        view, neighbors=view.feature_neighbors), _EPS, 1.0))
+    return log_p, log_q
+
+
+def _pooling_weights(log_p: np.ndarray, log_q: np.ndarray,
+                     labels: np.ndarray) -> tuple[float, float]:
+    """The weights ``(a, b)`` of ``softmax(a log P + b log Q)`` that maximise the likelihood of
+    the given ``labels`` (on at most ``_FIT_ROWS`` evenly spaced rows)."""
     fit = np.arange(0, len(labels), max(1, len(labels) // _FIT_ROWS))
     lp, lq, y = log_p[fit], log_q[fit], labels[fit]
     rows = np.arange(len(fit))
@@ -69,18 +85,33 @@ def pooled_posterior(evidence: Evidence) -> np.ndarray:
     a, b = (float(v) for v in res.x)
     if a + b <= 1e-9:  # neither expert explains the labels better than a constant
         a = b = 0.5
+    return a, b
+
+
+def pooled_posterior(evidence: Evidence) -> np.ndarray:
+    """``softmax(a log P + b log Q)``: model and feature-neighbour label probabilities pooled with
+    weights fitted by maximum likelihood of the given labels, shape ``(n, n_classes)``."""
+    log_p, log_q = _log_experts(evidence.view())
+    a, b = _pooling_weights(log_p, log_q, evidence.labels)
     return _softmax(a * log_p + b * log_q)
 
 
-def noise_transition(pooled: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``T[j, i] = P(given label i | true class j)`` from the calibrated confident joint (with one
-    pseudo-count per cell), shape ``(n_classes, n_classes)``; rows sum to 1."""
-    n_classes = pooled.shape[1]
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    thresholds = np.ones(n_classes)
-    for j in range(n_classes):
+def _class_thresholds(pooled: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``t_j``: the mean pooled probability of class ``j`` over the rows labelled ``j`` (1 for
+    a class without rows)."""
+    thresholds = np.ones(pooled.shape[1])
+    for j in range(pooled.shape[1]):
         if counts[j]:
             thresholds[j] = max(float(pooled[labels == j, j].mean()), _EPS)
+    return thresholds
+
+
+def _transition(pooled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, thresholds)``: the transition matrix of :func:`noise_transition` and the class
+    thresholds ``t_j`` its confident joint used."""
+    n_classes = pooled.shape[1]
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    thresholds = _class_thresholds(pooled, labels, counts)
     above = pooled >= thresholds
     confident = above.any(axis=1)
     likely = np.where(above, pooled, -1.0).argmax(axis=1)
@@ -88,7 +119,14 @@ def noise_transition(pooled: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.add.at(joint, (labels[confident], likely[confident]), 1.0)
     joint *= (counts / joint.sum(axis=1))[:, None]
     out: np.ndarray = joint.T / np.maximum(joint.T.sum(axis=1, keepdims=True), 1e-300)
-    return out
+    return out, thresholds
+
+
+def noise_transition(pooled: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``T[j, i] = P(given label i | true class j)`` from the calibrated confident joint (with one
+    pseudo-count per cell), shape ``(n_classes, n_classes)``; rows sum to 1."""
+    return _transition(pooled, labels)[0]
+
 
 
 def wrong_label_probability(posterior: np.ndarray, labels: np.ndarray,
@@ -114,34 +152,75 @@ def _clean_posterior(pooled: np.ndarray, transition: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class _Half:
+    """The monotone map of :func:`_at_half`, fitted on the fitted rows' scores: ``count`` rows
+    at or above 0.5; ``cut`` is the ``count``-th highest fitted score (the highest one when
+    ``count <= 0``)."""
+
+    count: int
+    cut: float
+
+    @classmethod
+    def fit(cls, score: np.ndarray, count: int) -> _Half:
+        if count <= 0:
+            return cls(count, float(score.max()))
+        return cls(count, float(np.sort(score)[::-1][min(count, len(score)) - 1]))
+
+    def __call__(self, score: np.ndarray) -> np.ndarray:
+        if self.count <= 0:
+            scaled: np.ndarray = 0.5 * score / (self.cut + 1.0)
+            return scaled
+        cut = self.cut
+        if cut <= 0.0:
+            return np.where(score >= cut, 0.5 + 0.5 * score, 0.0)
+        mapped = np.where(score >= cut, 0.5 + 0.5 * (score - cut) / max(1.0 - cut, 1e-12),
+                          0.5 * score / cut)
+        out: np.ndarray = np.clip(mapped, 0.0, 1.0)
+        return out
+
+
 def _at_half(score: np.ndarray, count: int) -> np.ndarray:
     """Monotone map of ``score`` onto [0, 1] putting its ``count``-th highest value at 0.5."""
-    if count <= 0:
-        return 0.5 * score / (float(score.max()) + 1.0)
-    cut = float(np.sort(score)[::-1][min(count, len(score)) - 1])
-    if cut <= 0.0:
-        return np.where(score >= cut, 0.5 + 0.5 * score, 0.0)
-    mapped = np.where(score >= cut, 0.5 + 0.5 * (score - cut) / max(1.0 - cut, 1e-12),
-                      0.5 * score / cut)
-    out: np.ndarray = np.clip(mapped, 0.0, 1.0)
-    return out
+    return _Half.fit(score, count)(score)
 
 
-def _scores(evidence: Evidence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    labels = evidence.labels
-    pooled = pooled_posterior(evidence)
-    transition = noise_transition(pooled, labels)
-    wrong = wrong_label_probability(pooled, labels, transition)
-    expected = wrong_label_probability(_clean_posterior(pooled, transition), labels, transition)
-    return _at_half(wrong, round(float(expected.sum()))), pooled, transition
+@dataclass(frozen=True)
+class LabelState:
+    """What scoring any rows needs from the fitted rows: the pooling weights ``(a, b)``, the
+    transition matrix ``T[j, i] = P(label i | class j)``, the class thresholds ``t_j`` of its
+    confident joint, and the map onto [0, 1] (``half``: the expected count ``N`` of wrong
+    labels among the fitted rows and the fitted score that sits at 0.5)."""
+
+    weights: tuple[float, float]
+    transition: np.ndarray
+    thresholds: np.ndarray
+    half: _Half
+
+
+def _rivals(pooled: np.ndarray, labels: np.ndarray,
+            transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's most likely other class (weighed by ``T``) and ``P(label wrong)`` as the
+    reason states it."""
+    rows = np.arange(len(labels))
+    joint = pooled * transition[:, labels].T
+    own = joint[rows, labels]
+    joint[rows, labels] = -1.0
+    rival = joint.argmax(axis=1)
+    total = np.maximum(own + joint.clip(0).sum(axis=1), 1e-300)
+    wrong: np.ndarray = 1 - own / total
+    return rival, wrong
 
 
 @register
 class LabelQuality(Detector):
-    """Confident-learning label noise: the probability that the given label is wrong."""
+    """Confident-learning label noise: the probability that the given label is wrong.
+
+    ``fit`` learns the pooling weights, ``T`` and the map onto [0, 1] from the fitted rows;
+    ``score`` applies them to any rows (new rows pool the refitted model with their nearest
+    fitted rows' labels)."""
 
     name = "label"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "the model and the neighbours both favour another label"
     requires = ("proba", "feature_neighbors", "labels")
     calibration: ClassVar[Calibration] = "probability"
@@ -149,24 +228,37 @@ class LabelQuality(Detector):
     papers = ("Northcutt, Jiang, Chuang. Confident Learning: Estimating Uncertainty in Dataset "
               "Labels. JAIR 2021",)
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
+    def fit(self, evidence: Evidence) -> LabelState | None:
+        """The state (``None`` with a single class: no label can be wrong)."""
         if len(evidence.classes) < 2:
-            return np.zeros(evidence.n_rows)
-        return _scores(evidence)[0]
+            return None
+        labels = evidence.labels
+        log_p, log_q = _log_experts(evidence.view())
+        a, b = _pooling_weights(log_p, log_q, labels)
+        pooled = _softmax(a * log_p + b * log_q)
+        transition, thresholds = _transition(pooled, labels)
+        wrong = wrong_label_probability(pooled, labels, transition)
+        expected = wrong_label_probability(_clean_posterior(pooled, transition), labels,
+                                           transition)
+        return LabelState((a, b), transition, thresholds,
+                          _Half.fit(wrong, round(float(expected.sum()))))
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        classes, labels = evidence.classes, evidence.labels
-        if len(classes) < 2:
+    def score(self, view: View, state: LabelState | None) -> Scores:
+        """``P(label wrong)`` mapped so that 0.5 is the alarm; the payload keeps each row's
+        label code, its rival class and the probability the reason states."""
+        if state is None:
+            return Scores(np.zeros(view.n_rows), {"single": True})
+        labels = view.labels
+        log_p, log_q = _log_experts(view)
+        a, b = state.weights
+        pooled = _softmax(a * log_p + b * log_q)
+        wrong = wrong_label_probability(pooled, labels, state.transition)
+        rival, shown = _rivals(pooled, labels, state.transition)
+        return Scores(state.half(wrong), {"label": labels, "rival": rival, "wrong": shown})
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        p, classes = scores.payload, view.classes
+        if p.get("single"):
             return ["a single class: no label can be wrong"] * len(rows)
-        _, pooled, transition = _scores(evidence)
-        rows = np.asarray(rows, dtype=np.int64)
-        joint = pooled[rows] * transition[:, labels[rows]].T
-        own = joint[np.arange(len(rows)), labels[rows]]
-        joint[np.arange(len(rows)), labels[rows]] = -1.0
-        rival = joint.argmax(axis=1)
-        out = []
-        for i, r in enumerate(rows):
-            total = max(float(own[i] + joint[i].clip(0).sum()), 1e-300)
-            out.append(f"labelled {classes[labels[r]]} but looks like {classes[rival[i]]} "
-                       f"(P(label wrong) {1 - own[i] / total:.0%})")
-        return out
+        return [f"labelled {classes[p['label'][r]]} but looks like {classes[p['rival'][r]]} "
+                f"(P(label wrong) {p['wrong'][r]:.0%})" for r in np.asarray(rows, dtype=np.int64)]
