@@ -210,3 +210,54 @@ def test_edge_cases_give_finite_probabilities(ds: Dataset) -> None:
 def test_examples_run() -> None:
     result = doctest.testmod(association_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _halves(ds: Dataset, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded 70 / 30 split of ``ds``'s rows (sorted): fitted rows and new rows."""
+    order = np.random.default_rng(seed).permutation(ds.n_rows)
+    cut = int(0.7 * ds.n_rows)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def test_new_rows_holding_a_fitted_trigger_score_like_the_fitted_ones() -> None:
+    """Fitted on 70 % of SMS spam with an inserted sentence, the other 30 % scored from the state
+    (after a pickle round trip): the triggered new rows are found and named, clean ones stay
+    quiet."""
+    import pickle
+
+    ds, mask = _insert_sentence(_sms(), 0.03, seed=1)
+    fit, rest = _halves(ds)
+    ev = Evidence(ds.take(fit), random_state=0, classes=ds.classes)
+    det = Association()
+    state = pickle.loads(pickle.dumps(det.fit(ev)))
+    assert len(pickle.dumps(state)) < 5_000_000  # measured 0.8 MB: groups with p_g > 0 only
+    view = ev.view(ds.take(rest))
+    scores = det.score(view, state)
+    out = _metrics(mask[rest], scores.suspicion)
+    assert out["auroc"] >= 0.98 and out["precision"] >= 0.95  # measured 1.000, 1.00
+    assert out["recall"] >= 0.85  # measured 0.975 (39 of 40)
+    assert (scores.suspicion[~mask[rest]] >= 0.5).sum() <= 1  # measured 0 of 1,419
+    top = np.argsort(-scores.suspicion, kind="stable")[:2]
+    for line in det.reasons(view, scores, top):
+        assert "watched this 3d movie last weekend" in line
+        assert "labelled ham; without it their content reads as spam" in line
+
+
+def test_new_table_rows_with_a_fitted_rare_value() -> None:
+    res = get_attack("backdoor")(trigger="rare", rate=0.03).poison(
+        load_dataset("breast_cancer"), rng=np.random.default_rng(0))
+    fit, rest = _halves(res.dataset)
+    ev = Evidence(res.dataset.take(fit), random_state=0, classes=res.dataset.classes)
+    det = Association()
+    view = ev.view(res.dataset.take(rest))
+    scores = det.score(view, det.fit(ev))
+    new = res.mask[rest]
+    assert new.sum() >= 3 and (scores.suspicion[new] >= 0.5).all()  # measured 3 rows, min 1.0
+    assert scores.suspicion[~new].max() < 0.1  # measured 0.0
+    line = det.reasons(view, scores, np.flatnonzero(new)[:1])[0]
+    assert line.startswith("shares 'smoothness error = 0.017261' with 14 other rows")
+    # a clean new row holding no fitted group scores 0 and says so
+    alone = np.flatnonzero(scores.payload["group"] < 0)
+    assert len(alone) and (scores.suspicion[alone] == 0).all()
+    assert det.reasons(view, scores, alone[:1]) == [
+        "shares no rare, label-bound feature with other rows"]

@@ -114,3 +114,58 @@ def test_exact_groups_compare_values_not_bytes() -> None:
     X = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, 2.0], [1.0, 2.0]])
     assert exact_groups(X, "tabular").tolist() == [0, 0, -1, -1]
     assert exact_groups(np.array([[1], [1], [2]]), "tabular").tolist() == [0, 0, -1]
+
+
+def test_new_rows_are_compared_with_the_fitted_rows_and_their_own_chunk() -> None:
+    """Fitted on 120 wine rows, a chunk the evidence never saw: its copies of fitted rows and of
+    each other are found and scored by the same table as the fitted rows' copies."""
+    import pickle
+
+    X, y = np.asarray(WINE.X, dtype=np.float64), np.asarray(WINE.y)
+    order = np.random.default_rng(0).permutation(WINE.n_rows)
+    fit, rest = order[:120], order[120:]
+    Xf, yf = np.r_[X[fit], X[fit[:1]]], np.r_[y[fit], y[fit[:1]]]  # fitted row 0 has a copy
+    ev = Evidence(Dataset(Xf, yf, ids=[f"f{i}" for i in range(121)],
+                          feature_names=WINE.feature_names), random_state=0)
+    det = Duplicates()
+    state = pickle.loads(pickle.dumps(det.fit(ev)))
+    new_X = np.r_[X[rest[:3]], X[fit[[5, 0, 6]]], X[fit[7]][None] + 0.01 * X.std(axis=0),
+                  X[rest[0]][None]]
+    new_y = np.r_[y[rest[:3]], _flipped(fit[[5, 0]]), y[fit[6]], _flipped(fit[[7]]),
+                  _flipped(rest[:1])]
+    chunk = Dataset(new_X, new_y, ids=[f"n{i}" for i in range(8)], feature_names=WINE.feature_names)
+    view = ev.view(chunk)
+    scores = det.score(view, state)
+    np.testing.assert_allclose(scores.suspicion, [0.7, 0.0, 0.0,  # a copy of new row 7
+                                                  0.7,  # another label than its fitted copy
+                                                  0.9,  # the lone label among three copies
+                                                  0.15,  # a plain copy
+                                                  0.6,  # a near copy with another label
+                                                  0.7])
+    lines = det.reasons(view, scores, np.array([0, 1, 3, 4, 5, 6]))
+    assert lines == [
+        f"exact duplicate of row 'n7' with label {_flipped(rest[:1])[0]} instead of {y[rest[0]]}",
+        "no exact or near copy of this row",
+        f"exact duplicate of row 'f5' with label {y[fit[5]]} instead of {_flipped(fit[[5]])[0]}",
+        f"exact duplicate of row 'f0' with label {y[fit[0]]} instead of {_flipped(fit[[0]])[0]} "
+        f"(1 of 3 copies labelled {_flipped(fit[[0]])[0]})",
+        f"exact duplicate of row 'f6', same label {y[fit[6]]}",
+        f"near duplicate of row 'f7' with label {y[fit[7]]} instead of {_flipped(fit[[7]])[0]}"]
+    # the fitted rows keep their own scores: only the copy inside the sample is seen there
+    own = det.score(ev.view(), state).suspicion
+    assert np.flatnonzero(own).tolist() == [0, 120] and own[0] == pytest.approx(0.15)
+
+
+def test_new_rows_from_another_source_score_higher() -> None:
+    X, y = np.asarray(WINE.X, dtype=np.float64), np.asarray(WINE.y)
+    ev = Evidence(Dataset(X[:100], y[:100], sources=np.full(100, "vendor"),
+                          feature_names=WINE.feature_names), random_state=0)
+    chunk = Dataset(X[[3, 4]], np.r_[_flipped(np.array([3])), y[4]], sources=["web", "web"],
+                    feature_names=WINE.feature_names)
+    det = Duplicates()
+    view = ev.view(chunk)
+    scores = det.score(view, det.fit(ev))
+    np.testing.assert_allclose(scores.suspicion, [0.75, 0.2])
+    assert det.reasons(view, scores, np.array([1]))[0] == (
+        f"exact duplicate of row '4', same label {y[4]}; the copy comes from source 'vendor', "
+        "this row from 'web'")

@@ -137,3 +137,31 @@ def test_a_missing_value_breaks_a_rule_only_where_the_reference_has_none() -> No
     assert Validation().explain(ev, np.array([2, 3])) == [
         "column 'age' is missing a value (the reference has none missing)",
         "column 'city' = '<missing>' not among the reference categories (Lima, Oslo, Rome)"]
+
+
+def test_the_rules_score_rows_the_evidence_never_saw() -> None:
+    """The state is the reference's rules alone: a chunk outside the fitted rows is checked row by
+    row, with the same answer for a row wherever it is scored, after a pickle round trip."""
+    import pickle
+
+    fitted = Dataset(PEOPLE.iloc[10:20].reset_index(drop=True), ["ham"] * 10)
+    ev = Evidence(fitted, reference=REFERENCE)
+    det = Validation()
+    state = pickle.loads(pickle.dumps(det.fit(ev)))
+    chunk = PEOPLE.iloc[[2, 3, 4, 5]].reset_index(drop=True)
+    chunk.loc[0, "age"] = 212
+    chunk.loc[2, "city"] = "Paris"
+    chunk.loc[2, "income"] = 500.0  # two rules at once
+    data = Dataset(chunk, ["ham", "spam", "ham", "eggs"])
+    view = ev.view(data)
+    scores = det.score(view, state)
+    assert scores.suspicion.tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert det.reasons(view, scores, np.arange(4)) == [
+        "column 'age' = 212 outside the reference range [18, 90]",
+        "breaks no rule learned from the reference",
+        "column 'income' = 500 outside the reference range "
+        f"[{PEOPLE['income'].min():.6g}, {PEOPLE['income'].max():.6g}] (and 1 more rule)",
+        "label 'eggs' not in the reference labels (ham, spam)"]
+    # the same rows as the fitted rows of another evidence: the same scores
+    alone = Evidence(data, reference=REFERENCE)
+    np.testing.assert_array_equal(det.suspicion(alone), scores.suspicion)

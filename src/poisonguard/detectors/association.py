@@ -49,6 +49,23 @@ Added to the default scan it lifts SMS spam with a sentence trigger at 3 % from 
 1.00 and the triggered rows flagged from 0 % to 97 %; on clean SMS spam, breast cancer and wine
 the scan flags the same share as before. Time, 2 shared cores: SMS spam 1-2.5 s, the
 100,000-row table 3-4 s.
+
+**Two phases.** The fitted rows are scored as above (cross-fitted; cached on the evidence).
+``fit`` keeps what new rows need (:class:`AssociationState`): the label-bound groups whose
+``p_g`` is positive (the others cannot raise a score; at most the 1,000 most probable), each
+with its feature (a word or character n-gram's hash bucket, or a table condition such as
+``x3 >= 4.2`` with the fitted threshold), label, purity, ``p_g``, ``d_g`` and its ablated
+content columns (its own, and per class the suspects'), ``d0`` and the scale per class, and
+the content model: the mean of the fold models' weights (a row outside the fitted rows was
+held out by all of them), with the fitted TF-IDF vocabulary (at most 100,000 word n-grams) or
+each column's encoding and the columns' precision. A new row holding a group's feature and
+carrying its label is read by that model with the group's features ablated, exactly as in
+step 3, and scored as in step 4 against the fitted group's ``p_g`` and ``d0``; it keeps its
+highest pair. A feature held by too few fitted rows to form a group (fewer than max(3, 0.1 %)
+of them) is not seen in new rows: a trigger must reach the fitted sample. Measured (fitted on
+70 %, the other 30 % scored, seed 0): SMS spam token, sentence, phrase and punct triggers
+AUROC 0.999-1.000 on the new rows, breast cancer's rare, feature and common 1.000, and no
+clean new row of SMS spam, wine, penguins or iris reaches 0.1.
 """
 
 from __future__ import annotations
@@ -61,12 +78,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from poisonguard.detectors._base import Calibration, Detector, register
+from poisonguard.detectors._base import Calibration, Detector, Scores, register
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Association", "AssociationResult", "association"]
+__all__ = ["Association", "AssociationResult", "AssociationState", "association"]
 
 _MIN_ROWS, _MIN_SHARE, _MAX_SHARE = 3, 0.001, 0.2
 _TAIL, _VALUE_SHARE, _MAX_LEVELS = 0.01, 0.005, 64
@@ -99,6 +116,40 @@ class _Features:
     indicators: sp.csc_matrix
     to_content: sp.csr_matrix
     content: Any
+    conditions: tuple[tuple[int, str, Any], ...] = ()
+    encoders: tuple[_Encoder, ...] = ()
+    vocabulary: np.ndarray | None = None
+    tfidf: Any = None
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    """How one table column became content columns: numeric (``fill`` for a missing value, then
+    ``(v - mean) / sd``, or 0 for a constant column) or categorical (one-hot over ``levels``,
+    centred by ``means``)."""
+
+    numeric: bool
+    fill: float = 0.0
+    mean: float = 0.0
+    sd: float = 0.0
+    levels: tuple[str, ...] = ()
+    means: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What scoring new rows needs besides the groups: the fold models' mean weights ``(v,
+    n_classes)`` and intercepts, each group's own ablation ``(groups, v)``, the suspects'
+    features ablated in every group of their class (``(n_classes, v)``, ``None`` without
+    suspects), each group's probability ``p_g``, and ``d0`` and the scale per class."""
+
+    W: np.ndarray
+    b: np.ndarray
+    ablate: sp.csr_matrix
+    suspects: sp.csr_matrix | None
+    p_group: np.ndarray
+    d0: np.ndarray
+    scale: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -119,6 +170,7 @@ class AssociationResult:
     other: np.ndarray
     prior: np.ndarray
     features: _Features | None
+    content: _Content | None = None
 
 
 def _hashed(texts: list[str], kind: str) -> sp.csc_matrix:
@@ -140,11 +192,14 @@ def _text_features(texts: list[str], lo: int, hi: int) -> _Features:
         blocks.append(M[:, keep])
         names += [str(b) for b in keep]
         kinds += [kind] * len(keep)
-    shared = words[:, _most_held(np.diff(words.indptr), 2, len(texts), _MAX_CONTENT)]
-    content = TfidfTransformer(sublinear_tf=True).fit_transform(shared).tocsr() if (
-        shared.shape[1]) else sp.csr_matrix((len(texts), 0))
+    vocabulary = _most_held(np.diff(words.indptr), 2, len(texts), _MAX_CONTENT)
+    shared = words[:, vocabulary]
+    tfidf = TfidfTransformer(sublinear_tf=True) if shared.shape[1] else None
+    content = tfidf.fit_transform(shared).tocsr() if tfidf is not None else sp.csr_matrix(
+        (len(texts), 0))
     return _Features(sp.hstack(blocks, format="csc"), tuple(names), np.asarray(kinds),
-                     shared.tocsc(), sp.identity(shared.shape[1], format="csr"), content)
+                     shared.tocsc(), sp.identity(shared.shape[1], format="csr"), content,
+                     vocabulary=vocabulary, tfidf=tfidf)
 
 
 def _most_held(df: np.ndarray, lo: int, hi: int, most: int) -> np.ndarray:
@@ -155,22 +210,51 @@ def _most_held(df: np.ndarray, lo: int, hi: int, most: int) -> np.ndarray:
 
 
 def _column_candidates(v: np.ndarray, name: str, lo: int, hi: int,
-                       value_rows: int) -> list[tuple[np.ndarray, str]]:
-    out: list[tuple[np.ndarray, str]] = []
+                       value_rows: int) -> list[tuple[np.ndarray, str, str, Any]]:
+    """A numeric column's candidates: the rows holding each, its name, and its condition
+    (``missing``, ``ge`` / ``le`` a tail bound, ``eq`` a value) for :func:`_holds`."""
+    out: list[tuple[np.ndarray, str, str, Any]] = []
     present = ~np.isnan(v)
-    out.append((~present, f"{name} is missing"))
+    out.append((~present, f"{name} is missing", "missing", None))
     if not present.any():
         return out
     top, bottom = np.quantile(v[present], [1 - _TAIL, _TAIL])
-    out.append((present & (v >= top), f"{name} >= {top:.6g}"))
-    out.append((present & (v <= bottom), f"{name} <= {bottom:.6g}"))
+    out.append((present & (v >= top), f"{name} >= {top:.6g}", "ge", float(top)))
+    out.append((present & (v <= bottom), f"{name} <= {bottom:.6g}", "le", float(bottom)))
     values, inverse, counts = np.unique(v[present], return_inverse=True, return_counts=True)
     where = np.flatnonzero(present)
     for k in np.flatnonzero((counts >= max(lo, value_rows)) & (counts <= hi)):
         held = np.zeros(len(v), dtype=bool)
         held[where[inverse == k]] = True
-        out.append((held, f"{name} = {values[k]:.6g}"))
+        out.append((held, f"{name} = {values[k]:.6g}", "eq", float(values[k])))
     return out
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    out: np.ndarray = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64,
+                                                                    na_value=np.nan)
+    return out
+
+
+def _levels(col: pd.Series) -> np.ndarray:
+    out: np.ndarray = col.astype(str).where(col.notna(), "<missing>").to_numpy()
+    return out
+
+
+def _holds(frame: pd.DataFrame, condition: tuple[int, str, Any]) -> np.ndarray:
+    """The rows of ``frame`` meeting a table candidate's condition (column position, kind,
+    value)."""
+    j, op, value = condition
+    col = frame.iloc[:, j]
+    if op == "level":
+        held: np.ndarray = _levels(col) == value
+        return held
+    v = _numeric(col)
+    present = ~np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        held = {"missing": ~present, "ge": present & (v >= value), "le": present & (v <= value),
+                "eq": present & (v == value)}[op]
+    return held
 
 
 def _table_features(X: Any, feature_names: tuple[str, ...], lo: int, hi: int) -> _Features:
@@ -180,35 +264,61 @@ def _table_features(X: Any, feature_names: tuple[str, ...], lo: int, hi: int) ->
     blocks: list[np.ndarray] = []
     rows: list[np.ndarray] = []
     names: list[str] = []
+    conditions: list[tuple[int, str, Any]] = []
+    encoders: list[_Encoder] = []
     source: list[tuple[int, int]] = []
     width = 0
     for j, name in enumerate(frame.columns):
         col = frame.iloc[:, j]
         if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
             v = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            filled = np.where(np.isnan(v), np.nanmedian(v) if (~np.isnan(v)).any() else 0.0, v)
+            fill = np.nanmedian(v) if (~np.isnan(v)).any() else 0.0
+            filled = np.where(np.isnan(v), fill, v)
             sd = filled.std()
             blocks.append(((filled - filled.mean()) / sd if sd > 0 else np.zeros(n))[:, None])
+            encoders.append(_Encoder(True, float(fill), float(filled.mean()), float(sd)))
             found = _column_candidates(v, str(name), lo, hi, int(np.ceil(_VALUE_SHARE * n)))
         else:
-            level = col.astype(str).where(col.notna(), "<missing>").to_numpy()
+            level = _levels(col)
             values, inverse, counts = np.unique(level, return_inverse=True, return_counts=True)
             kept = np.argsort(-counts, kind="stable")[:_MAX_LEVELS]
             kept = kept[counts[kept] >= lo]
             onehot = (inverse[:, None] == kept[None, :]).astype(np.float64)
             blocks.append(onehot - onehot.mean(axis=0) if len(kept) else np.zeros((n, 1)))
-            found = [(inverse == k, f"{name} = {values[k]}")
+            encoders.append(_Encoder(False, levels=tuple(str(x) for x in values[kept]),
+                                     means=onehot.mean(axis=0)))
+            found = [(inverse == k, f"{name} = {values[k]}", "level", str(values[k]))
                      for k in np.flatnonzero((counts >= lo) & (counts <= hi))]
-        for held, label in found:
+        for held, label, op, value in found:
             if lo <= held.sum() <= hi:
                 rows.append(np.flatnonzero(held))
                 names.append(label)
+                conditions.append((j, op, value))
                 source.append((width, width + blocks[-1].shape[1]))
         width += blocks[-1].shape[1]
     content = np.hstack(blocks) if blocks else np.zeros((n, 0))
     cand = _indicator(rows, n)
     to_content = _indicator([np.arange(a, b) for a, b in source], width).T.tocsr()
-    return _Features(cand, tuple(names), np.full(len(rows), "table"), cand, to_content, content)
+    return _Features(cand, tuple(names), np.full(len(rows), "table"), cand, to_content, content,
+                     conditions=tuple(conditions), encoders=tuple(encoders))
+
+
+def _encode(frame: pd.DataFrame, encoders: tuple[_Encoder, ...]) -> np.ndarray:
+    """New rows' content columns, encoded as the fitted rows' were."""
+    n = len(frame)
+    blocks = []
+    for j, enc in enumerate(encoders):
+        col = frame.iloc[:, j]
+        if enc.numeric:
+            v = _numeric(col)
+            filled = np.where(np.isnan(v), enc.fill, v)
+            blocks.append(((filled - enc.mean) / enc.sd if enc.sd > 0 else np.zeros(n))[:, None])
+        elif enc.levels and enc.means is not None:
+            onehot = (_levels(col)[:, None] == np.asarray(enc.levels, dtype=object)[None, :])
+            blocks.append(onehot.astype(np.float64) - enc.means)
+        else:
+            blocks.append(np.zeros((n, 1)))
+    return np.hstack(blocks) if blocks else np.zeros((n, 0))
 
 
 def _indicator(columns: list[np.ndarray], n: int) -> sp.csc_matrix:
@@ -346,12 +456,14 @@ def _associate(evidence: Evidence) -> AssociationResult:
         return e, P, share, np.clip((share - d0[label]) / scale[label], 0.0, 1.0) * gate
 
     e, P, share, p_group = evaluate(ablate)
+    suspects = None
     suspect = p_group >= _SUSPECT
     if suspect.any():  # ablate the features of a class's suspects in all its groups
         by_class = sp.csr_matrix((np.ones(int(suspect.sum())),
                                   (label[suspect], np.flatnonzero(suspect))),
                                  shape=(n_classes, m)) @ ablate
-        e, P, share, p_group = evaluate(_binary(ablate + _binary(by_class)[label]))
+        suspects = _binary(by_class)
+        e, P, share, p_group = evaluate(_binary(ablate + suspects[label]))
     r = np.clip((e - d0[label[pg]]) / scale[label[pg]], 0.0, 1.0)
     pair_score = p_group[pg] * (_FLOOR + (1.0 - _FLOOR) * r)
     # each row keeps its highest pair (ties: the purer group, then the one reading most as
@@ -364,9 +476,11 @@ def _associate(evidence: Evidence) -> AssociationResult:
                       axis=1) / count[:, None]
     rival = mean_p.copy()
     rival[np.arange(m), label] = -1.0
+    content = _Content(W.mean(axis=0), np.stack([b for _, b in fitted]).mean(axis=0), ablate,
+                       suspects, p_group, d0, scale)
     return AssociationResult(scores, group, rep, np.diff(feats.candidates.indptr)[rep], purity,
                              label, share, mean_p[np.arange(m), label], rival.argmax(axis=1),
-                             prior, feats)
+                             prior, feats, content)
 
 
 def _binary(M: Any) -> sp.csr_matrix:
@@ -377,9 +491,11 @@ def _binary(M: Any) -> sp.csr_matrix:
 
 
 def _ablated(F: Any, W: np.ndarray, Z: np.ndarray, bias: np.ndarray, folds: np.ndarray,
-             abl: sp.csr_matrix, pg: np.ndarray, pr: np.ndarray, sparse: bool) -> np.ndarray:
+             abl: sp.csr_matrix, pg: np.ndarray, pr: np.ndarray, sparse: bool,
+             precision: np.ndarray | None = None) -> np.ndarray:
     """Held-out class probabilities ``(pairs, n_classes)`` of each (group ``pg``, row ``pr``)
-    pair, the group's ablated columns (rows of ``abl``) taken out of the row."""
+    pair, the group's ablated columns (rows of ``abl``) taken out of the row (tables: the
+    columns' ``precision``, by default that of ``F``)."""
     n_classes = W.shape[2]
     if sparse:
         # text: drop the ablated terms of the logits and renormalise the rest of the row
@@ -395,7 +511,7 @@ def _ablated(F: Any, W: np.ndarray, Z: np.ndarray, bias: np.ndarray, folds: np.n
         return _softmax(bias[pr] + (Z[pr] - bias[pr] - drop) * factor[:, None])
     # tables: the ablated columns take their Gaussian conditional mean given the other columns
     v = F.shape[1]
-    precision = _precision(F)
+    precision = _precision(F) if precision is None else precision
     logits = np.zeros((len(pr), n_classes))
     starts = np.searchsorted(pg, np.arange(abl.shape[0] + 1))
     for g in np.flatnonzero(np.diff(starts)):
@@ -427,8 +543,6 @@ def _feature_name(evidence: Evidence, result: AssociationResult, group: int, row
     j = int(result.feature[group])
     if feats.kinds[j] == "table":
         return feats.names[j]
-    from sklearn.feature_extraction.text import HashingVectorizer
-
     cand = feats.candidates
     rows = cand.indices[cand.indptr[j]:cand.indptr[j + 1]]
     # the candidates held by (nearly) the same rows: the other n-grams of one inserted sentence
@@ -436,15 +550,44 @@ def _feature_name(evidence: Evidence, result: AssociationResult, group: int, row
     held[rows] = 1.0
     overlap = cand.T @ held
     same = np.flatnonzero(overlap >= _NAME_OVERLAP * (np.diff(cand.indptr) + len(rows) - overlap))
-    text = HashingVectorizer().build_preprocessor()(
-        str(np.asarray(evidence.dataset.X, dtype=object)[row]))
-    words = _covered(HashingVectorizer().build_tokenizer()(text), " ", _NGRAMS["word"][1],
-                     {int(feats.names[k]) for k in same if feats.kinds[k] == "word"})
-    if any(ch.isalnum() for ch in words):
-        return words
-    chars = {int(feats.names[k]) for k in same if feats.kinds[k] == "char"}
+    return _text_name(str(np.asarray(evidence.dataset.X, dtype=object)[row]),
+                      {int(feats.names[k]) for k in same if feats.kinds[k] == "word"},
+                      {int(feats.names[k]) for k in same if feats.kinds[k] == "char"})
+
+
+def _same_buckets(feats: _Features, reps: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each candidate in ``reps``, the word and the character buckets held by nearly the same
+    rows (Jaccard >= 0.9), as :func:`_feature_name` finds them."""
+    cand = feats.candidates
+    if not len(reps):
+        return []
+    df = np.diff(cand.indptr)
+    overlap = (cand.T @ cand[:, reps]).tocsc()
+    kinds = np.asarray(feats.kinds)
+    buckets = np.asarray([int(name) if kind != "table" else -1
+                          for name, kind in zip(feats.names, kinds, strict=True)], dtype=np.int64)
+    out = []
+    for g, j in enumerate(reps):
+        k = overlap.indices[overlap.indptr[g]:overlap.indptr[g + 1]]
+        o = overlap.data[overlap.indptr[g]:overlap.indptr[g + 1]]
+        same = np.sort(k[o >= _NAME_OVERLAP * (df[k] + df[j] - o)])
+        out.append((buckets[same[kinds[same] == "word"]], buckets[same[kinds[same] == "char"]]))
+    return out
+
+
+def _text_name(raw: str, words: set[int], chars: set[int]) -> str:
+    """The longest run of words of ``raw`` covered by the word n-grams in ``words`` (hash
+    buckets); when that holds no letter or digit, the longest run of characters covered by the
+    character n-grams in ``chars``."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    text = HashingVectorizer().build_preprocessor()(raw)
+    covered = _covered(HashingVectorizer().build_tokenizer()(text), " ", _NGRAMS["word"][1],
+                       words)
+    if any(ch.isalnum() for ch in covered):
+        return covered
     runs = [_covered(list(f" {w} "), "", _NGRAMS["char"][1], chars) for w in text.split()]
-    return max([words, *runs], key=len).strip() or "?"
+    return max([covered, *runs], key=len).strip() or "?"
 
 
 def _covered(tokens: list[str], sep: str, sizes: tuple[int, int], buckets: set[int]) -> str:
@@ -468,6 +611,156 @@ def _bucket(gram: str) -> int:
     return abs(int(murmurhash3_32(gram, seed=0))) % _BUCKETS
 
 
+_BLOCK_ROWS = 8192  # new text rows hashed at a time
+_STATE_GROUPS = 1000  # groups kept for new rows: the most probable of those with p_g > 0
+
+
+@dataclass(frozen=True)
+class AssociationState:
+    """What scoring new rows needs from the fitted rows: the label-bound groups that can give a
+    row a positive score (``p_g > 0``; the others add nothing) and the content model.
+
+    Per group: ``kind`` (``word`` / ``char`` n-gram or ``table``), the n-gram's hash ``bucket``
+    (text) or the ``conditions`` (tables: column position, ``missing`` / ``ge`` / ``le`` /
+    ``eq`` / ``level``, value), ``names`` (tables), the word and character buckets that name it
+    in a reason (``words``, ``chars``; text), ``label``, ``purity``, ``p_group``, ``share``
+    (``d_g``), ``size`` (fitted rows holding it), ``p_label`` and ``other`` (for reasons) and
+    its own ``ablate`` row ``(groups, v)``. Per class: ``prior``, ``d0``, ``scale``, and the
+    ``suspects``' features ablated in each group of the class besides its own. The
+    content model: the fold models' mean weights ``W`` ``(v, n_classes)`` and intercepts ``b``;
+    text: the word-n-gram ``vocabulary`` (hash buckets) and the fitted ``tfidf``; tables: each
+    column's encoder and the content columns' ``precision``. Without groups the model is left
+    out (``W`` is ``None``)."""
+
+    modality: str
+    feature_names: tuple[str, ...]
+    prior: np.ndarray
+    d0: np.ndarray
+    scale: np.ndarray
+    kind: np.ndarray
+    bucket: np.ndarray
+    conditions: tuple[tuple[int, str, Any], ...]
+    names: tuple[str, ...]
+    words: tuple[np.ndarray, ...]
+    chars: tuple[np.ndarray, ...]
+    label: np.ndarray
+    purity: np.ndarray
+    p_group: np.ndarray
+    share: np.ndarray
+    size: np.ndarray
+    p_label: np.ndarray
+    other: np.ndarray
+    ablate: sp.csr_matrix
+    suspects: sp.csr_matrix | None = None
+    W: np.ndarray | None = None
+    b: np.ndarray | None = None
+    vocabulary: np.ndarray | None = None
+    tfidf: Any = None
+    encoders: tuple[_Encoder, ...] = ()
+    precision: np.ndarray | None = None
+
+
+def _state(evidence: Evidence, result: AssociationResult) -> AssociationState:
+    """The state of :class:`AssociationState` from the fitted rows' result."""
+    ds = evidence.dataset
+    n_classes = len(evidence.classes)
+    feats, content = result.features, result.content
+    keep = np.zeros(0, dtype=np.int64) if content is None else np.flatnonzero(content.p_group > 0)
+    if content is not None and len(keep) > _STATE_GROUPS:  # the most probable groups
+        keep = np.sort(keep[np.argsort(-content.p_group[keep], kind="stable")[:_STATE_GROUPS]])
+    names = tuple(str(f) for f in ds.feature_names)
+    if feats is None or content is None or not len(keep):
+        none = np.zeros(0, dtype=np.int64)
+        return AssociationState(ds.modality, names, result.prior, np.zeros(n_classes),
+                                np.ones(n_classes), kind=np.zeros(0, dtype="<U5"), bucket=none,
+                                conditions=(), names=(), words=(), chars=(), label=none,
+                                purity=np.zeros(0), p_group=np.zeros(0), share=np.zeros(0),
+                                size=none, p_label=np.zeros(0), other=none,
+                                ablate=sp.csr_matrix((0, 0)))
+    reps = result.feature[keep]
+    kind = np.asarray(feats.kinds)[reps]
+    table = ds.modality != "text"
+    same = [] if table else _same_buckets(feats, reps)
+    return AssociationState(
+        ds.modality, names, result.prior, content.d0, content.scale, kind=kind,
+        bucket=np.asarray([-1 if table else int(feats.names[j]) for j in reps], dtype=np.int64),
+        conditions=tuple(feats.conditions[j] for j in reps) if table else (),
+        names=tuple(feats.names[j] for j in reps) if table else (),
+        words=tuple(w for w, _ in same), chars=tuple(c for _, c in same),
+        label=result.label[keep], purity=result.purity[keep], p_group=content.p_group[keep],
+        share=result.share[keep], size=result.size[keep], p_label=result.p_label[keep],
+        other=result.other[keep], ablate=content.ablate[keep].tocsr(), suspects=content.suspects,
+        W=content.W, b=content.b,
+        vocabulary=feats.vocabulary, tfidf=feats.tfidf, encoders=feats.encoders,
+        precision=_precision(feats.content) if table else None)
+
+
+def _text_holders(texts: list[str], state: AssociationState) -> sp.csr_matrix:
+    """``(rows, groups)``: which of ``texts`` hold each group's n-gram (hashed a block of rows at
+    a time)."""
+    rows, cols = [], []
+    for start in range(0, len(texts), _BLOCK_ROWS):
+        part = texts[start:start + _BLOCK_ROWS]
+        for kind in ("word", "char"):
+            gs = np.flatnonzero(state.kind == kind)
+            if len(gs):
+                held = _hashed(part, kind)[:, state.bucket[gs]].tocoo()
+                rows.append(held.row.astype(np.int64) + start)
+                cols.append(gs[held.col])
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(texts), len(state.label)))
+
+
+def _frame(X: Any, feature_names: tuple[str, ...]) -> pd.DataFrame:
+    return X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X),
+                                                              columns=list(feature_names))
+
+
+def _score_new(view: View, state: AssociationState) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and groups of rows the state was not fitted on (see the module docstring)."""
+    m = view.n_rows
+    scores, group = np.zeros(m), np.full(m, -1)
+    if not len(state.label) or state.W is None or state.b is None:
+        return scores, group
+    labels = view.labels
+    sparse = state.modality == "text"
+    if sparse:
+        texts = [str(t) for t in np.asarray(view.dataset.X, dtype=object)]
+        holders = _text_holders(texts, state).tocoo()
+    else:
+        frame = _frame(view.dataset.X, state.feature_names)
+        holders = sp.csc_matrix(np.stack([_holds(frame, c) for c in state.conditions],
+                                         axis=1).astype(np.float64)).tocoo()
+    keep = labels[holders.row] == state.label[holders.col]
+    order = np.lexsort((holders.row[keep], holders.col[keep]))
+    pg, pr = holders.col[keep][order].astype(np.int64), holders.row[keep][order].astype(np.int64)
+    if not len(pr):
+        return scores, group
+    # the content of the rows in a pair, read by the mean of the fold models
+    rows, local = np.unique(pr, return_inverse=True)
+    if sparse:
+        words = _hashed([texts[i] for i in rows], "word")[:, state.vocabulary]
+        F: Any = state.tfidf.transform(words).tocsr() if state.tfidf is not None else (
+            sp.csr_matrix((len(rows), 0)))
+    else:
+        F = _encode(frame.iloc[rows], state.encoders)
+    bias = np.broadcast_to(state.b, (len(rows), len(state.b)))
+    Z = bias + np.asarray(F @ state.W)
+    ablate = state.ablate if state.suspects is None else _binary(
+        state.ablate + state.suspects[state.label])
+    P = _ablated(F, state.W[None], Z, bias, np.zeros(len(rows), dtype=np.int64), ablate,
+                 pg, np.asarray(local).ravel(), sparse, state.precision)
+    c = state.label[pg]
+    e = np.clip(1.0 - P[np.arange(len(pr)), c] / state.prior[c], 0.0, 1.0)
+    r = np.clip((e - state.d0[c]) / state.scale[c], 0.0, 1.0)
+    pair_score = state.p_group[pg] * (_FLOOR + (1.0 - _FLOOR) * r)
+    best = np.lexsort((state.share[pg], state.purity[pg], pair_score, pr))
+    last = best[np.r_[pr[best][1:] != pr[best][:-1], True]]
+    scores[pr[last]], group[pr[last]] = pair_score[last], pg[last]
+    return scores, group
+
+
 @register
 class Association(Detector):
     """Rows sharing a rare feature bound to one label whose other content reads as another label;
@@ -488,7 +781,6 @@ class Association(Detector):
     """
 
     name = "association"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "shares a rare, label-bound feature while the rest of the row reads as another label"
     requires = ("labels",)
     calibration: ClassVar[Calibration] = "probability"
@@ -507,25 +799,50 @@ class Association(Detector):
             return "needs at least two classes"
         return super().applies(evidence)
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        return association(evidence).scores.copy()
+    def fit(self, evidence: Evidence) -> AssociationState:
+        """The fitted rows' groups that can give a row a positive score, with the content model
+        (the fitted rows' own scores are cached on the evidence, :func:`association`)."""
+        return _state(evidence, association(evidence))
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
+    def score(self, view: View, state: AssociationState) -> Scores:
+        """The fitted rows' scores (cross-fitted, as the module docstring says), or for other
+        rows the most over the state's groups they hold with the group's label; the payload
+        keeps each row's group."""
+        if view.in_sample:
+            result = association(view.evidence)
+            return Scores(result.scores.copy(), {"group": result.group, "result": result})
+        scores, group = _score_new(view, state)
+        return Scores(scores, {"group": group, "state": state})
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
         """The shared feature, how many rows hold it, their label and what the rest reads as."""
-        result = association(evidence)
-        classes = evidence.classes
+        p = scores.payload
+        result: AssociationResult | None = p.get("result")
+        state: AssociationState | None = p.get("state")
+        classes = view.classes
         lines = []
         for row in np.asarray(rows, dtype=np.int64):
-            g = int(result.group[row])
+            g = int(p["group"][row])
             if g < 0:
                 lines.append("shares no rare, label-bound feature with other rows")
                 continue
-            c = int(result.label[g])
-            cls, p, base = classes[c], result.p_label[g], result.prior[c]
-            rest = (f"their content reads as {classes[int(result.other[g])]!s}" if p < base
+            if result is not None:
+                c, p_label, prior = int(result.label[g]), result.p_label[g], result.prior
+                other, purity = int(result.other[g]), result.purity[g]
+                name = _feature_name(view.evidence, result, g, int(row))
+                others = int(result.size[g]) - 1
+            else:
+                assert state is not None
+                c, p_label, prior = int(state.label[g]), state.p_label[g], state.prior
+                other, purity = int(state.other[g]), state.purity[g]
+                name = state.names[g] if state.modality != "text" else _text_name(
+                    str(np.asarray(view.dataset.X, dtype=object)[row]),
+                    set(state.words[g].tolist()), set(state.chars[g].tolist()))
+                others = int(state.size[g])
+            cls, base = classes[c], prior[c]
+            rest = (f"their content reads as {classes[other]!s}" if p_label < base
                     else "their content agrees")
-            lines.append(f"shares {_feature_name(evidence, result, g, int(row))!r} with "
-                         f"{int(result.size[g]) - 1} other rows, {100 * result.purity[g]:.0f} % "
-                         f"labelled {cls!s}; without it {rest} (P({cls!s}) {p:.2f} against "
+            lines.append(f"shares {name!r} with {others} other rows, {100 * purity:.0f} % "
+                         f"labelled {cls!s}; without it {rest} (P({cls!s}) {p_label:.2f} against "
                          f"{base:.2f})")
         return lines

@@ -27,10 +27,24 @@ same label (a plain copy)                         0.15    0.10
 A plain copy adds 0.05 for a group of three or more rows and 0.05 when a copy comes from another
 source (``dataset.sources``), so it stays at most 0.25; a conflicting copy from another source
 adds 0.05. Rows without any copy score 0.
+
+**Two phases.** ``fit`` keeps the fitted rows' 64-bit content hashes, sorted, with the exact
+group of each fitted row, the feature distance of a near copy and the embedding distance under
+which pairs are measured (:class:`DuplicatesState`: one hash, row number and group per fitted
+row). Scoring the fitted rows gives the scores above. A row the evidence was not fitted on (a
+chunk of a large file) is compared with the fitted rows and with the other rows of its own
+chunk: its exact copies are the fitted rows with its hash and the chunk's rows with its hash,
+confirmed value by value (the fitted rows concerned are re-read from ``view.evidence``), and
+its near copies are its nearest fitted rows (``view.neighbors``) within the near-copy distance
+of its features (``view.features`` against ``view.evidence.features``); the table above then
+applies to all of them. The fitted rows keep the scores the fitted rows gave: copies spread
+across two chunks that are both outside the fitted sample are only seen through the sample
+(when it holds a copy too), and near copies within a chunk are not looked for.
 """
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,12 +53,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from poisonguard.detectors._base import Calibration, Detector, register
+from poisonguard.detectors._base import Calibration, Detector, Scores, register
 
 if TYPE_CHECKING:
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Duplicates", "exact_groups", "normalise_text"]
+__all__ = ["Duplicates", "DuplicatesState", "exact_groups", "normalise_text"]
 
 _MINORITY, _TIE, _MAJORITY, _PLAIN = 0.90, 0.70, 0.40, 0.15
 _NEAR_DISCOUNT = {_MINORITY: 0.80, _TIE: 0.60, _MAJORITY: 0.35, _PLAIN: 0.10}
@@ -116,7 +130,12 @@ def _row_keys(X: Any, modality: str) -> tuple[np.ndarray, Any]:
 
 def exact_groups(X: Any, modality: str) -> np.ndarray:
     """Group number ``(n,)`` of every row among its exact copies, -1 for a row without one."""
-    keys, exact = _row_keys(X, modality)
+    return _confirm(*_row_keys(X, modality))
+
+
+def _confirm(keys: np.ndarray, exact: Any) -> np.ndarray:
+    """Exact groups of rows with hashes ``keys`` and exact representations ``exact``: rows whose
+    hash repeats, confirmed value by value."""
     n = len(keys)
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     candidates = np.flatnonzero(counts[inverse] > 1)
@@ -138,12 +157,24 @@ def exact_groups(X: Any, modality: str) -> np.ndarray:
     return out
 
 
-def _edge_distances(F: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Euclidean feature distances of the pairs ``(rows[i], cols[i])``."""
+def _stack_exact(parts: list[Any]) -> Any:
+    """The exact representations of several sets of rows (from :func:`_row_keys`), one after
+    the other."""
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    if parts[0].ndim == 1:
+        return np.concatenate(parts)
+    return np.vstack(parts)
+
+
+def _edge_distances(F: Any, rows: np.ndarray, cols: np.ndarray, G: Any = None) -> np.ndarray:
+    """Euclidean feature distances of the pairs ``(rows[i], cols[i])``: rows of ``F`` and rows of
+    ``G`` (default ``F``)."""
+    G = F if G is None else G
     out = np.empty(len(rows))
     for start in range(0, len(rows), 65536):
         r, c = rows[start:start + 65536], cols[start:start + 65536]
-        diff = F[r] - F[c]
+        diff = F[r] - G[c]
         if sp.issparse(diff):
             out[start:start + len(r)] = np.sqrt(np.asarray(diff.multiply(diff).sum(axis=1)).ravel())
         else:
@@ -151,33 +182,50 @@ def _edge_distances(F: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return out
 
 
-def near_pairs(evidence: Evidence, near: float) -> tuple[np.ndarray, np.ndarray]:
-    """Graph edges ``(i, j)``, ``i < j``, whose feature distance is at most ``near`` times the
-    typical distance from a row to its nearest graph neighbour."""
+def _near_scale(evidence: Evidence, near: float) -> tuple[float, float]:
+    """The feature distance of a near copy (``near`` times the typical distance from a fitted row
+    to its nearest graph neighbour) and the embedding distance under which pairs are measured
+    (half the typical first-neighbour distance there); ``(-1, -1)`` when no near copy can be
+    measured."""
     nb = evidence.neighbors
     n, k = nb.indices.shape
     if k == 0 or near <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return -1.0, -1.0
     F = evidence.features
     sample = np.unique(np.linspace(0, n - 1, min(n, _TYPICAL_ROWS)).astype(np.int64))
     first = _edge_distances(F, sample, nb.indices[sample, 0])
     positive = first[first > 0]
     if positive.size == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return -1.0, -1.0
     tol = near * float(np.median(positive))
     # the embedding is a continuous map of the features, so near copies in feature space are
     # also close in it: only edges under half the typical first-neighbour length are checked
+    emb_typical = float(np.median(np.asarray(nb.distances, dtype=np.float64)[:, 0]))
+    return tol, _PREFILTER * emb_typical
+
+
+def _near_edges(evidence: Evidence, tol: float, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Graph edges ``(i, j)``, ``i < j``, between fitted rows within feature distance ``tol``
+    (measured where the embedding distance is at most ``limit``)."""
+    if tol < 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    nb = evidence.neighbors
     emb = np.asarray(nb.distances, dtype=np.float64)
-    emb_typical = float(np.median(emb[:, 0]))
-    rows, pos = np.nonzero(emb <= _PREFILTER * emb_typical)
+    rows, pos = np.nonzero(emb <= limit)
     cols = nb.indices[rows, pos]
-    dist = _edge_distances(F, rows, cols)
+    dist = _edge_distances(evidence.features, rows, cols)
     ok = dist <= tol
     a, b = np.minimum(rows[ok], cols[ok]), np.maximum(rows[ok], cols[ok])
     if a.size == 0:
         return a, b
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
+
+
+def near_pairs(evidence: Evidence, near: float) -> tuple[np.ndarray, np.ndarray]:
+    """Graph edges ``(i, j)``, ``i < j``, whose feature distance is at most ``near`` times the
+    typical distance from a row to its nearest graph neighbour."""
+    return _near_edges(evidence, *_near_scale(evidence, near))
 
 
 def _count_by(*keys: np.ndarray) -> np.ndarray:
@@ -188,19 +236,122 @@ def _count_by(*keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def _codes(*values: Any) -> list[np.ndarray]:
+    """Integer codes of several arrays of values in one coding (equal values, equal codes)."""
+    _, inverse = np.unique(np.concatenate([np.asarray(v, dtype=str) for v in values]),
+                           return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    bounds = np.cumsum([0] + [len(v) for v in values])
+    return [inverse[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True)
+class DuplicatesState:
+    """What scoring needs from the fitted rows: their 64-bit content hashes, sorted (``keys``,
+    with the fitted row of each in ``order``), the exact group of each fitted row (``groups``,
+    -1 for none), the feature distance of a near copy (``tol``, negative when none can be
+    measured) and the embedding distance under which pairs are measured (``limit``). One
+    hash, row number and group per fitted row, two floats."""
+
+    keys: np.ndarray
+    order: np.ndarray
+    groups: np.ndarray
+    tol: float
+    limit: float
+
+
 @dataclass(frozen=True)
 class _Copies:
     """Per row: copies found (``size`` counts the row itself; 1 = none), rows among them with
     the row's label (``same``), whether the conflicting (else any) copies include an exact one,
     and whether one of them comes from another source."""
 
-    groups: np.ndarray
-    near_a: np.ndarray
-    near_b: np.ndarray
     size: np.ndarray
     same: np.ndarray
     exact: np.ndarray
     cross: np.ndarray
+
+
+def _tally(labels: np.ndarray, src: np.ndarray, members: np.ndarray, g: np.ndarray,
+           lab: np.ndarray, s: np.ndarray, ends: np.ndarray, agree: np.ndarray,
+           other_src: np.ndarray) -> _Copies:
+    """Copies of each row of a view: exact ones from its group (``members`` of the view sit at
+    these positions of the group arrays ``g``, ``lab``, ``s``, which may hold other rows too),
+    near ones from edges (``ends``: the view's row; ``agree``: same label; ``other_src``: the
+    partner comes from another source)."""
+    n = len(labels)
+    size, same = np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    exact_conflict = np.zeros(n, dtype=bool)
+    cross = np.zeros(n, dtype=bool)
+    in_group = members >= 0
+    if in_group.any():
+        at = members[in_group]
+        g_size, g_same = _count_by(g)[at], _count_by(g, lab)[at]
+        g_src, g_both = _count_by(g, s)[at], _count_by(g, lab, s)[at]
+        size[in_group], same[in_group] = g_size, g_same
+        exact_conflict[in_group] = g_same < g_size
+        # copies from another source: among the other labels when there is a conflict
+        other_label_other_src = g_size - g_same - g_src + g_both
+        cross[in_group] = np.where(g_same < g_size, other_label_other_src > 0, g_src < g_size)
+    if ends.size:
+        size += np.bincount(ends, minlength=n)
+        same += np.bincount(ends, weights=agree, minlength=n).astype(np.int64)
+        near_cross = np.bincount(ends, weights=other_src, minlength=n) > 0
+        conflict_cross = np.bincount(ends, weights=other_src & ~agree, minlength=n) > 0
+        conflict = same < size
+        cross |= np.where(conflict, conflict_cross, near_cross)
+    exact = np.where(same < size, exact_conflict, in_group)
+    return _Copies(size, same, exact, cross)
+
+
+def _group_edges(queries: np.ndarray, members: np.ndarray, g: np.ndarray, lab: np.ndarray,
+                 s: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate exact copies of rows whose partner is to be named: for each query (a position
+    in the group arrays ``g``, ``lab``, ``s``, ``key``; ``members`` are the positions in a
+    group) the first two members of each label of its group and the first of each label from
+    another source than that label's first (by ``key``). Whatever the filters on label and
+    source, the first copy that passes them is among these. Returns the (query, candidate)
+    edges, self excluded."""
+    if not len(queries):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = members[np.lexsort((key[members], lab[members], g[members]))]
+    gs, ls, ss = g[order], lab[order], s[order]
+    new = np.r_[True, (gs[1:] != gs[:-1]) | (ls[1:] != ls[:-1])]
+    start = np.flatnonzero(new)
+    combo = np.cumsum(new) - 1
+    second = start + 1
+    second = second[(second < len(order)) & ~new[np.minimum(second, len(order) - 1)]]
+    other = np.flatnonzero(ss != ss[start[combo]])
+    other = other[np.r_[True, combo[other][1:] != combo[other][:-1]]] if other.size else other
+    cand = np.unique(order[np.concatenate([start, second, other])])
+    cand = cand[np.argsort(g[cand], kind="stable")]
+    lo = np.searchsorted(g[cand], g[queries], side="left")
+    count = np.searchsorted(g[cand], g[queries], side="right") - lo
+    q = np.repeat(queries, count)
+    c = cand[np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))]
+    keep = q != c
+    return q[keep], c[keep]
+
+
+def _first_partner(n: int, q: np.ndarray, partner: np.ndarray, key: np.ndarray,
+                   p_label: np.ndarray, p_src: np.ndarray, labels: np.ndarray, src: np.ndarray,
+                   c: _Copies, sources: bool) -> np.ndarray:
+    """The edge (index into ``q``) naming each row's copy, -1 for none: among a row's edges
+    (``q``: its position in the view), those with another label when its copies conflict, of
+    those the ones from another source when the row has a copy from another source and one of
+    them does; the least ``key``."""
+    conflict = c.same < c.size
+    lab_ok = ~conflict[q] | (p_label != labels[q])
+    src_ok = p_src != src[q]
+    any_src = np.bincount(q, weights=lab_ok & src_ok, minlength=n) > 0
+    use_src = sources & c.cross & any_src
+    eligible = np.flatnonzero(lab_ok & (src_ok | ~use_src[q]))
+    eligible = eligible[np.lexsort((key[eligible], q[eligible]))]
+    first = eligible[np.r_[True, q[eligible][1:] != q[eligible][:-1]]] if eligible.size else eligible
+    out = np.full(n, -1, dtype=np.int64)
+    out[q[first]] = first
+    return out
+
 
 @register
 class Duplicates(Detector):
@@ -221,7 +372,6 @@ class Duplicates(Detector):
     """
 
     name = "duplicates"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "an exact or near copy of another row, above all one with another label"
     requires = ("features", "neighbors", "labels")
     calibration: ClassVar[Calibration] = "probability"
@@ -236,45 +386,18 @@ class Duplicates(Detector):
     def __init__(self, *, near: float = 0.1) -> None:
         self.near = near
 
-    def _copies(self, evidence: Evidence) -> _Copies:
-        ds, labels, n = evidence.dataset, evidence.labels, evidence.n_rows
-        groups = exact_groups(ds.X, ds.modality)
-        a, b = near_pairs(evidence, self.near)
-        keep = (groups[a] < 0) | (groups[a] != groups[b])  # not already exact copies
-        a, b = a[keep], b[keep]
-        src = np.zeros(n, dtype=np.int64) if ds.sources is None else np.unique(
-            ds.sources, return_inverse=True)[1].ravel()
-        in_group = groups >= 0
-        size, same = np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64)
-        exact_conflict = np.zeros(n, dtype=bool)
-        cross = np.zeros(n, dtype=bool)
-        if in_group.any():
-            g, lab, s = groups[in_group], labels[in_group], src[in_group]
-            g_size, g_same = _count_by(g), _count_by(g, lab)
-            g_src, g_both = _count_by(g, s), _count_by(g, lab, s)
-            size[in_group], same[in_group] = g_size, g_same
-            exact_conflict[in_group] = g_same < g_size
-            # copies from another source: among the other labels when there is a conflict
-            other_label_other_src = g_size - g_same - g_src + g_both
-            cross[in_group] = np.where(g_same < g_size, other_label_other_src > 0, g_src < g_size)
-        if a.size:
-            ends = np.concatenate([a, b])
-            partner = np.concatenate([b, a])
-            agree = labels[ends] == labels[partner]
-            size += np.bincount(ends, minlength=n)
-            same += np.bincount(ends, weights=agree, minlength=n).astype(np.int64)
-            near_cross = np.bincount(ends, weights=src[ends] != src[partner], minlength=n) > 0
-            conflict_cross = np.bincount(ends, weights=(src[ends] != src[partner]) & ~agree,
-                                         minlength=n) > 0
-            conflict = same < size
-            cross |= np.where(conflict, conflict_cross, near_cross)
-        exact = np.where(same < size, exact_conflict, in_group)
-        return _Copies(groups, a, b, size, same, exact, cross)
+    def fit(self, evidence: Evidence) -> DuplicatesState:
+        ds = evidence.dataset
+        keys, exact = _row_keys(ds.X, ds.modality)
+        groups = _confirm(keys, exact)
+        order = np.argsort(keys, kind="stable")
+        return DuplicatesState(keys[order], order, groups, *_near_scale(evidence, self.near))
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
+    def score(self, view: View, state: DuplicatesState) -> Scores:
         """Probability-like score per row (see the module docstring); 0 for rows without a
-        copy, higher = more suspicious."""
-        c = self._copies(evidence)
+        copy, higher = more suspicious. The payload keeps per row the copies found, how many
+        carry its label, whether the named copy is exact, and which copy a reason names."""
+        c, partner, fitted = (self._in_sample if view.in_sample else self._new_rows)(view, state)
         share = c.same / c.size
         conflict = c.same < c.size
         base_exact = np.select([share < 0.5, share == 0.5, conflict], [_MINORITY, _TIE, _MAJORITY],
@@ -285,47 +408,139 @@ class Duplicates(Detector):
         score = np.where(c.exact, base_exact, base_near)
         score += _BUMP * ((~conflict & (c.size >= 3)).astype(np.float64) + c.cross)
         out: np.ndarray = np.where(c.size > 1, np.minimum(score, 1.0), 0.0)
-        return out
+        return Scores(out, {"size": c.size, "same": c.same, "exact": c.exact, "cross": c.cross,
+                            "partner": partner, "partner_fitted": fitted})
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        c = self._copies(evidence)
-        ds, labels, classes = evidence.dataset, evidence.labels, evidence.classes
-        src = ds.sources
-        default_ids = ds.has_default_ids
-        order = np.argsort(c.groups, kind="stable")
-        sorted_groups = c.groups[order]
+    def _in_sample(self, view: View, state: DuplicatesState
+                   ) -> tuple[_Copies, np.ndarray, np.ndarray]:
+        evidence = view.evidence
+        ds, labels, n = evidence.dataset, evidence.labels, evidence.n_rows
+        groups = state.groups
+        a, b = _near_edges(evidence, state.tol, state.limit)
+        keep = (groups[a] < 0) | (groups[a] != groups[b])  # not already exact copies
+        a, b = a[keep], b[keep]
+        src = np.zeros(n, dtype=np.int64) if ds.sources is None else np.unique(
+            ds.sources, return_inverse=True)[1].ravel()
+        members = np.where(groups >= 0, np.cumsum(groups >= 0) - 1, -1)
+        in_group = groups >= 0
+        g, lab, s = groups[in_group], labels[in_group], src[in_group]
+        ends, partner = np.concatenate([a, b]), np.concatenate([b, a])
+        c = _tally(labels, src, members, g, lab, s, ends, labels[ends] == labels[partner],
+                   src[ends] != src[partner])
+        # the copy a reason names: exact copies in row order; near ones, the later rows first
+        rows = np.flatnonzero(in_group)
+        q_ex, c_ex = _group_edges(members[c.exact & in_group], np.arange(len(rows)), g, lab, s,
+                                  rows)
+        q_ex, c_ex = rows[q_ex], rows[c_ex]
+        near = ~c.exact[ends]
+        q = np.concatenate([q_ex, ends[near]])
+        mate = np.concatenate([c_ex, partner[near]])
+        key = np.concatenate([c_ex, partner[near] + n * (partner[near] < ends[near])])
+        edge = _first_partner(n, q, mate, key, labels[mate], src[mate], labels, src, c,
+                              ds.sources is not None)
+        named = np.where(edge >= 0, mate[np.maximum(edge, 0)] if len(mate) else -1, -1)
+        return c, named, np.ones(n, dtype=bool)
+
+    def _new_rows(self, view: View, state: DuplicatesState
+                  ) -> tuple[_Copies, np.ndarray, np.ndarray]:
+        ev, ds = view.evidence, view.dataset
+        fitted_ds = ev.dataset
+        n, n_fit = view.n_rows, ev.n_rows
+        labels, fit_labels = view.labels, ev.labels
+        keys, exact = _row_keys(ds.X, ds.modality)
+        # the fitted rows with one of the chunk's hashes (all copies of a chunk row among them)
+        lo = np.searchsorted(state.keys, keys, side="left")
+        count = np.searchsorted(state.keys, keys, side="right") - lo
+        spans = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+        found = np.unique(state.order[spans])
+        # exact groups over those fitted rows and the chunk's rows, confirmed value by value
+        fit_keys, fit_exact = _row_keys(fitted_ds.take(found).X, fitted_ds.modality) if len(
+            found) else (np.zeros(0, dtype=np.uint64), None)
+        both = _confirm(np.concatenate([fit_keys, keys]),
+                        exact if fit_exact is None else _stack_exact([fit_exact, exact]))
+        mine = both[len(found):]
+        # near copies: nearest fitted rows within the feature distance of a near copy
+        nb = view.neighbors
+        rows, pos = np.nonzero(np.asarray(nb.distances, dtype=np.float64) <= state.limit) if (
+            state.tol >= 0) else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        cols = nb.indices[rows, pos]
+        if len(rows):
+            ok = _edge_distances(view.features, rows, cols, ev.features) <= state.tol
+            rows, pos, cols = rows[ok], pos[ok], cols[ok]
+        at = np.minimum(np.searchsorted(found, cols), max(len(found) - 1, 0))
+        copy = (len(found) > 0) & (found[at] == cols) if len(found) else np.zeros(len(cols), bool)
+        copy = copy & (mine[rows] >= 0) & (both[at] == mine[rows])
+        rows, pos, cols = rows[~copy], pos[~copy], cols[~copy]
+        # sources, coded alike for the fitted rows concerned and the chunk's
+        chunk_src, fit_src = ds.sources, fitted_ds.sources
+        sources = chunk_src is not None and fit_src is not None
+        if chunk_src is not None and fit_src is not None:
+            src, src_found, src_cols = _codes(chunk_src, fit_src[found], fit_src[cols])
+        else:
+            src, src_found, src_cols = (np.zeros(n, np.int64), np.zeros(len(found), np.int64),
+                                        np.zeros(len(cols), np.int64))
+        # the group arrays: the fitted rows found, then the chunk's rows; only rows in a group
+        g_all = both
+        lab_all = np.concatenate([fit_labels[found], labels])
+        s_all = np.concatenate([src_found, src])
+        in_all = np.flatnonzero(g_all >= 0)
+        position = np.full(len(g_all), -1)
+        position[in_all] = np.arange(len(in_all))
+        members = position[len(found):]
+        g, lab, s = g_all[in_all], lab_all[in_all], s_all[in_all]
+        c = _tally(labels, src, members, g, lab, s, rows, labels[rows] == fit_labels[cols],
+                   src[rows] != src_cols)
+        # the copy a reason names: a fitted copy before one of the chunk, each in row order;
+        # near copies, the nearest first
+        global_row = np.concatenate([found, n_fit + np.arange(n)])[in_all]
+        q_ex, c_ex = _group_edges(members[c.exact & (members >= 0)], np.arange(len(in_all)), g,
+                                  lab, s, global_row)
+        q_view = global_row[q_ex] - n_fit
+        near = ~c.exact[rows]
+        q = np.concatenate([q_view, rows[near]])
+        mate = np.concatenate([global_row[c_ex], cols[near]])
+        key = np.concatenate([global_row[c_ex], pos[near]])
+        edge = _first_partner(n, q, mate, key, np.concatenate([lab[c_ex], fit_labels[cols[near]]]),
+                              np.concatenate([s[c_ex], src_cols[near]]), labels, src, c, sources)
+        named = np.where(edge >= 0, mate[np.maximum(edge, 0)] if len(mate) else -1, -1)
+        fitted = named < n_fit
+        return c, np.where(fitted, named, named - n_fit), fitted
+
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """The copy (exact or near) a row has, preferring one with another label (and from
+        another source), and how many of its copies carry its label."""
+        p = scores.payload
+        size, same, exact = p["size"], p["same"], p["exact"]
+        ds, classes = view.dataset, view.classes
+        fit_ds = view.evidence.dataset
+        labels, fit_labels = view.labels, view.evidence.labels
+        src, fit_src = ds.sources, fit_ds.sources
+        default_ids = view.in_sample and ds.has_default_ids
         out = []
         for row in np.asarray(rows, dtype=np.int64).tolist():
-            if c.size[row] <= 1:
+            if size[row] <= 1:
                 out.append("no exact or near copy of this row")
                 continue
-            exact_copies = np.empty(0, dtype=np.int64)
-            if c.groups[row] >= 0:
-                lo, hi = np.searchsorted(sorted_groups, c.groups[row], side="left"), \
-                    np.searchsorted(sorted_groups, c.groups[row], side="right")
-                exact_copies = order[lo:hi]
-                exact_copies = exact_copies[exact_copies != row]
-            near_copies = np.concatenate([c.near_b[c.near_a == row], c.near_a[c.near_b == row]])
-            conflict = bool(c.same[row] < c.size[row])
-            pool = exact_copies if c.exact[row] else near_copies
-            if conflict:
-                pool = pool[labels[pool] != labels[row]]
-            if src is not None and c.cross[row] and np.any(src[pool] != src[row]):
-                pool = pool[src[pool] != src[row]]
-            j = int(pool[0])
-            what = "exact duplicate" if c.exact[row] else "near duplicate"
-            name = f"row {j}" if default_ids else f"row {j} (id {str(ds.ids[j])!r})"
+            j = int(p["partner"][row])
+            other = fit_ds if p["partner_fitted"][row] else ds
+            other_label = (fit_labels if p["partner_fitted"][row] else labels)[j]
+            other_src = (fit_src if p["partner_fitted"][row] else src)
+            what = "exact duplicate" if exact[row] else "near duplicate"
+            if view.in_sample:
+                name = f"row {j}" if default_ids else f"row {j} (id {str(ds.ids[j])!r})"
+            else:
+                name = f"row {str(other.ids[j])!r}"
             mine = classes[labels[row]]
-            if conflict:
-                text = f"{what} of {name} with label {classes[labels[j]]} instead of {mine}"
-                if c.size[row] > 2:
-                    text += f" ({c.same[row]} of {c.size[row]} copies labelled {mine})"
+            if same[row] < size[row]:
+                text = f"{what} of {name} with label {classes[other_label]} instead of {mine}"
+                if size[row] > 2:
+                    text += f" ({same[row]} of {size[row]} copies labelled {mine})"
             else:
                 text = f"{what} of {name}, same label {mine}"
-                if c.size[row] > 2:
-                    text += f" ({c.size[row]} copies)"
-            if src is not None and src[j] != src[row]:
-                text += f"; the copy comes from source {str(src[j])!r}, this row from " \
+                if size[row] > 2:
+                    text += f" ({size[row]} copies)"
+            if src is not None and other_src is not None and other_src[j] != src[row]:
+                text += f"; the copy comes from source {str(other_src[j])!r}, this row from " \
                         f"{str(src[row])!r}"
             out.append(text)
         return out

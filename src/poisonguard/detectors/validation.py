@@ -30,24 +30,32 @@ only its value. Integer-ness and categories are exact.
 A row that breaks any rule scores 1, any other row 0 (calibration "probability"), and
 ``explain`` names the first rule it breaks, e.g. ``column 'age' = 212 outside the reference
 range [18, 90]``.
+
+**Two phases.** ``fit`` learns the rules from the reference alone (:func:`learn_rules`: its
+labels, column types, ranges and categories, image shape and pixel ranges, text length range
+and unusual characters; :class:`ValidationState`, a few numbers per column or pixel); the rows
+the evidence was fitted on play no part. ``score`` checks each row of any view against them —
+the fitted rows or a chunk the evidence never saw give the same answer for the same row — one
+rule at a time, keeping per row the number of rules broken and the first one's message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from poisonguard.detectors._base import Calibration, Detector, register
+from poisonguard.detectors._base import Calibration, Detector, Scores, register
 
 if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
-    from poisonguard.evidence import Evidence
+    from poisonguard.evidence import Evidence, View
 
-__all__ = ["Rule", "Validation", "check_rules", "default_tolerance"]
+__all__ = ["Rule", "Validation", "ValidationState", "apply_rules", "check_rules",
+           "default_tolerance", "learn_rules"]
 
 _SHOWN = 8  # categories / characters named in a message
 MISSING = "<missing>"  # a missing categorical value, as the featurizer names it
@@ -100,48 +108,60 @@ def _whole(values: np.ndarray) -> bool:
     return not bool(_fractional(values).any())
 
 
-# ---------------------------------------------------------------------------- rules by modality
-def _label_rules(reference: Dataset, data: Dataset) -> list[Rule]:
-    known = {str(c) for c in reference.classes}
-    y = np.asarray([str(v) for v in data.y], dtype=object)
-    broken = ~np.isin(y, np.asarray(sorted(known), dtype=object))
-    listing = _listing(sorted(known))
-    return [Rule("label", broken,
-                 lambda row: f"label {y[row]!r} not in the reference labels ({listing})")]
+# ---------------------------------------------------------------------------- learned rules
+@dataclass(frozen=True)
+class _Numeric:
+    """A numeric reference column: its dtype (named in messages), whether it has missing values,
+    the range of its present values (``None`` when it has none) and whether they are whole."""
 
+    col: Any
+    dtype: str
+    missing: bool
+    lo: float | None
+    hi: float | None
+    whole: bool
 
-def _numeric_column(col: str, ref: pd.Series, values: pd.Series, tolerance: float) -> list[Rule]:
-    r = ref.to_numpy(dtype=np.float64, na_value=np.nan)
-    raw = values.to_numpy()
-    present = values.notna().to_numpy()
-    if values.dtype.kind in "iufb":
-        v = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        rules = []
-    else:
-        v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(v) & present
-        rules = [Rule(f"type:{col}", bad, lambda row: f"column {col!r} = {raw[row]!r} is not a "
-                      f"number (the reference column is {ref.dtype})")]
-        v = np.where(bad, np.nan, v)
-    ref_missing = np.isnan(r)
-    if not ref_missing.any():
-        rules.append(Rule(f"null:{col}", ~present, lambda row: (
-            f"column {col!r} is missing a value (the reference has none missing)")))
-    r = r[~ref_missing]
-    if not r.size:
+    @classmethod
+    def learn(cls, col: Any, ref: pd.Series) -> _Numeric:
+        r = ref.to_numpy(dtype=np.float64, na_value=np.nan)
+        ref_missing = np.isnan(r)
+        r = r[~ref_missing]
+        if not r.size:
+            return cls(col, str(ref.dtype), bool(ref_missing.any()), None, None, False)
+        return cls(col, str(ref.dtype), bool(ref_missing.any()), float(r.min()), float(r.max()),
+                   _whole(r))
+
+    def check(self, values: pd.Series, tolerance: float) -> list[Rule]:
+        col = self.col
+        raw = values.to_numpy()
+        present = values.notna().to_numpy()
+        if values.dtype.kind in "iufb":
+            v = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            rules = []
+        else:
+            v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = ~np.isfinite(v) & present
+            rules = [Rule(f"type:{col}", bad, lambda row: f"column {col!r} = {raw[row]!r} is not a "
+                          f"number (the reference column is {self.dtype})")]
+            v = np.where(bad, np.nan, v)
+        if not self.missing:
+            rules.append(Rule(f"null:{col}", ~present, lambda row: (
+                f"column {col!r} is missing a value (the reference has none missing)")))
+        if self.lo is None or self.hi is None:
+            return rules
+        lo, hi = self.lo, self.hi
+        low, high = _bounds(lo, hi, tolerance)
+        with np.errstate(invalid="ignore"):
+            outside = (v < low) | (v > high)
+            rules.append(Rule(f"range:{col}", outside, lambda row: (
+                f"column {col!r} = {_num(v[row])} outside the reference range "
+                f"[{_num(lo)}, {_num(hi)}]")))
+            if self.whole:
+                fractional = np.isfinite(v) & _fractional(v)
+                rules.append(Rule(f"integer:{col}", fractional, lambda row: (
+                    f"column {col!r} = {_num(v[row])} is not a whole number (the reference has "
+                    "only whole numbers)")))
         return rules
-    lo, hi = float(r.min()), float(r.max())
-    low, high = _bounds(lo, hi, tolerance)
-    with np.errstate(invalid="ignore"):
-        outside = (v < low) | (v > high)
-        rules.append(Rule(f"range:{col}", outside, lambda row: (
-            f"column {col!r} = {_num(v[row])} outside the reference range [{_num(lo)}, {_num(hi)}]")))
-        if _whole(r):
-            fractional = np.isfinite(v) & _fractional(v)
-            rules.append(Rule(f"integer:{col}", fractional, lambda row: (
-                f"column {col!r} = {_num(v[row])} is not a whole number (the reference has only "
-                "whole numbers)")))
-    return rules
 
 
 def _as_text(values: pd.Series) -> np.ndarray:
@@ -151,41 +171,122 @@ def _as_text(values: pd.Series) -> np.ndarray:
     return text
 
 
-def _categorical_column(col: str, ref: pd.Series, values: pd.Series) -> Rule:
-    known = sorted(set(_as_text(ref).tolist()))
-    v = _as_text(values)
-    broken = ~np.isin(v, np.asarray(known, dtype=object))
-    listing = _listing(known)
-    return Rule(f"category:{col}", broken, lambda row: (
-        f"column {col!r} = {v[row]!r} not among the reference categories ({listing})"))
+@dataclass(frozen=True)
+class _Categorical:
+    """A categorical reference column: its categories (as text, sorted)."""
+
+    col: Any
+    known: tuple[str, ...]
+
+    @classmethod
+    def learn(cls, col: Any, ref: pd.Series) -> _Categorical:
+        return cls(col, tuple(sorted(set(_as_text(ref).tolist()))))
+
+    def check(self, values: pd.Series) -> Rule:
+        col, known = self.col, list(self.known)
+        v = _as_text(values)
+        broken = ~np.isin(v, np.asarray(known, dtype=object))
+        listing = _listing(known)
+        return Rule(f"category:{col}", broken, lambda row: (
+            f"column {col!r} = {v[row]!r} not among the reference categories ({listing})"))
 
 
-def _tabular_rules(reference: Dataset, data: Dataset, tolerance: float) -> list[Rule]:
-    ref, frame = reference.frame(), data.frame()
+@dataclass(frozen=True)
+class _Images:
+    """The reference's image shape, pixel range, whole-numberness and (``pixelwise``) each
+    pixel's own range."""
+
+    shape: tuple[int, ...]
+    lo: float
+    hi: float
+    whole: bool
+    pixel_lo: np.ndarray | None
+    pixel_hi: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """The reference's text length range and the characters it uses outside printable ASCII and
+    whitespace."""
+
+    lo: int
+    hi: int
+    unusual: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ValidationState:
+    """The rules learned from the trusted reference: its labels (as text, sorted), the
+    tolerance that widens ranges, and by modality the columns (name, type, range, categories),
+    the image shape and pixel ranges, or the text length range and unusual characters."""
+
+    modality: str
+    tolerance: float
+    labels: tuple[str, ...]
+    columns: tuple[_Numeric | _Categorical, ...] = ()
+    images: _Images | None = None
+    texts: _Texts | None = None
+
+
+def learn_rules(reference: Dataset, *, tolerance: float | None = None,
+                pixelwise: bool = True) -> ValidationState:
+    """The rules of ``reference`` (see the module docstring); ``tolerance`` widens ranges
+    (default :func:`default_tolerance` of the reference's rows)."""
+    if tolerance is None:
+        tolerance = default_tolerance(reference.n_rows)
+    labels = tuple(sorted({str(c) for c in reference.classes}))
+    if reference.modality == "tabular":
+        ref = reference.frame()
+        columns = tuple(_Numeric.learn(col, ref[col]) if ref[col].dtype.kind in "iuf"
+                        else _Categorical.learn(col, ref[col]) for col in ref.columns)
+        return ValidationState("tabular", tolerance, labels, columns=columns)
+    if reference.modality == "image":
+        ref_pix = np.asarray(reference.X, dtype=np.float64).reshape(reference.n_rows, -1)
+        images = _Images(tuple(reference.X.shape[1:]), float(ref_pix.min()), float(ref_pix.max()),
+                         _whole(ref_pix), ref_pix.min(axis=0) if pixelwise else None,
+                         ref_pix.max(axis=0) if pixelwise else None)
+        return ValidationState("image", tolerance, labels, images=images)
+    ref_len = np.fromiter((len(t) for t in reference.X), dtype=np.int64, count=reference.n_rows)
+    charset = set().union(*(set(t) for t in reference.X))
+    texts = _Texts(int(ref_len.min()), int(ref_len.max()),
+                   frozenset(c for c in charset if not _ordinary(c)))
+    return ValidationState(reference.modality, tolerance, labels, texts=texts)
+
+
+# ---------------------------------------------------------------------------- rules by modality
+def _label_rules(state: ValidationState, data: Dataset) -> list[Rule]:
+    y = np.asarray([str(v) for v in data.y], dtype=object)
+    broken = ~np.isin(y, np.asarray(state.labels, dtype=object))
+    listing = _listing(list(state.labels))
+    return [Rule("label", broken,
+                 lambda row: f"label {y[row]!r} not in the reference labels ({listing})")]
+
+
+def _tabular_rules(state: ValidationState, data: Dataset) -> Iterator[Rule]:
+    frame = data.frame()
     n = data.n_rows
-    rules = []
-    for col in ref.columns:
+    names = [spec.col for spec in state.columns]
+    for spec in state.columns:
+        col = spec.col
         if col not in frame.columns:
-            rules.append(_all_rows(n, f"missing:{col}", f"column {col!r} of the reference is missing"))
-        elif ref[col].dtype.kind in "iuf":
-            rules.extend(_numeric_column(col, ref[col], frame[col], tolerance))
+            yield _all_rows(n, f"missing:{col}", f"column {col!r} of the reference is missing")
+        elif isinstance(spec, _Numeric):
+            yield from spec.check(frame[col], state.tolerance)
         else:
-            rules.append(_categorical_column(col, ref[col], frame[col]))
+            yield spec.check(frame[col])
     for col in frame.columns:
-        if col not in ref.columns:
-            rules.append(_all_rows(n, f"extra:{col}", f"column {col!r} is not in the reference"))
-    return rules
+        if col not in names:
+            yield _all_rows(n, f"extra:{col}", f"column {col!r} is not in the reference")
 
 
-def _image_rules(reference: Dataset, data: Dataset, tolerance: float, pixelwise: bool) -> list[Rule]:
-    shape, ref_shape = tuple(data.X.shape[1:]), tuple(reference.X.shape[1:])
+def _image_rules(spec: _Images, data: Dataset, tolerance: float) -> list[Rule]:
+    shape, ref_shape = tuple(data.X.shape[1:]), spec.shape
     n = data.n_rows
     if shape != ref_shape:
         return [_all_rows(n, "shape", f"image shape {shape} differs from the reference shape "
                                       f"{ref_shape}")]
-    ref_pix = np.asarray(reference.X, dtype=np.float64).reshape(reference.n_rows, -1)
     pix = np.asarray(data.X, dtype=np.float64).reshape(n, -1)
-    lo, hi = float(ref_pix.min()), float(ref_pix.max())
+    lo, hi = spec.lo, spec.hi
     low, high = _bounds(lo, hi, tolerance)
 
     def pixel(j: int) -> str:
@@ -199,35 +300,46 @@ def _image_rules(reference: Dataset, data: Dataset, tolerance: float, pixelwise:
     rules = [Rule("pixel-range", np.asarray(out_of_range.any(axis=1)), lambda row: (
         f"pixel {pixel(j := worst(out_of_range, row, excess))} = {_num(pix[row, j])} outside the "
         f"reference range [{_num(lo)}, {_num(hi)}]"))]
-    if _whole(ref_pix):
+    if spec.whole:
         fractional = _fractional(pix)
         rules.append(Rule("pixel-integer", np.asarray(fractional.any(axis=1)), lambda row: (
             f"pixel {pixel(j := int(np.argmax(fractional[row])))} = {_num(pix[row, j])} is not a "
             "whole number (the reference has only whole numbers)")))
-    if pixelwise:
-        p_lo, p_hi = ref_pix.min(axis=0), ref_pix.max(axis=0)
+    if spec.pixel_lo is not None and spec.pixel_hi is not None:
+        p_lo, p_hi = spec.pixel_lo, spec.pixel_hi
         pad = tolerance * (hi - lo)
         off = (pix < p_lo - pad) | (pix > p_hi + pad)
         p_excess = np.maximum(p_lo - pad - pix, pix - p_hi - pad)
-        rules.append(Rule("pixelwise-range", off.any(axis=1), lambda row: (
+        rules.append(Rule("pixelwise-range", np.asarray(off.any(axis=1)), lambda row: (
             f"pixel {pixel(j := worst(off, row, p_excess))} = {_num(pix[row, j])} outside its "
             f"reference range [{_num(p_lo[j])}, {_num(p_hi[j])}]")))
     return rules
 
 
-def _text_rules(reference: Dataset, data: Dataset, tolerance: float) -> list[Rule]:
-    ref_len = np.fromiter((len(t) for t in reference.X), dtype=np.int64, count=reference.n_rows)
+def _text_rules(spec: _Texts, data: Dataset, tolerance: float) -> list[Rule]:
     length = np.fromiter((len(t) for t in data.X), dtype=np.int64, count=data.n_rows)
-    lo, hi = int(ref_len.min()), int(ref_len.max())
+    lo, hi = spec.lo, spec.hi
     low, high = _bounds(lo, hi, tolerance)
-    charset = set().union(*(set(t) for t in reference.X))
-    unseen = [sorted(c for c in set(t) - charset if not _ordinary(c)) for t in data.X]
+    unseen = [sorted(c for c in set(t) if not _ordinary(c) and c not in spec.unusual)
+              for t in data.X]
     return [
         Rule("text-length", (length < low) | (length > high), lambda row: (
             f"text of {length[row]} characters outside the reference length range [{lo}, {hi}]")),
         Rule("charset", np.asarray([bool(u) for u in unseen], dtype=bool), lambda row: (
             f"characters not in the reference: {_listing([repr(c) for c in unseen[row]])}")),
     ]
+
+
+def apply_rules(state: ValidationState, data: Dataset) -> Iterator[Rule]:
+    """The rules of ``state``, one at a time and in order, each with the rows of ``data`` that
+    break it (one rule's arrays at a time: a chunk of many columns stays bounded)."""
+    yield from _label_rules(state, data)
+    if state.modality == "tabular":
+        yield from _tabular_rules(state, data)
+    elif state.modality == "image" and state.images is not None:
+        yield from _image_rules(state.images, data, state.tolerance)
+    elif state.texts is not None:
+        yield from _text_rules(state.texts, data, state.tolerance)
 
 
 def check_rules(reference: Dataset, data: Dataset, *, tolerance: float | None = None,
@@ -237,16 +349,8 @@ def check_rules(reference: Dataset, data: Dataset, *, tolerance: float | None = 
     ``reference`` and ``data`` must have the same modality (see :meth:`Validation.applies`);
     ``tolerance`` widens ranges (default :func:`default_tolerance` of the reference's rows).
     """
-    if tolerance is None:
-        tolerance = default_tolerance(reference.n_rows)
-    rules = _label_rules(reference, data)
-    if data.modality == "tabular":
-        rules += _tabular_rules(reference, data, tolerance)
-    elif data.modality == "image":
-        rules += _image_rules(reference, data, tolerance, pixelwise)
-    else:
-        rules += _text_rules(reference, data, tolerance)
-    return rules
+    return list(apply_rules(learn_rules(reference, tolerance=tolerance, pixelwise=pixelwise),
+                            data))
 
 
 @register
@@ -270,7 +374,6 @@ class Validation(Detector):
     """
 
     name = "validation"
-    two_phase = False  # scores only the rows it was fitted on (one-phase shortcuts)
     summary = "breaks a rule learned from the trusted reference data"
     requires = ("reference",)
     calibration: ClassVar[Calibration] = "probability"
@@ -295,28 +398,35 @@ class Validation(Detector):
                    f"{evidence.dataset.modality}")
         return why
 
-    def _rules(self, evidence: Evidence) -> list[Rule]:
+    def fit(self, evidence: Evidence) -> ValidationState:
+        """The rules learned from ``evidence.reference`` (the fitted rows play no part)."""
         reference: Any = evidence.reference
-        return check_rules(reference, evidence.dataset, tolerance=self.tolerance,
-                           pixelwise=self.pixelwise)
+        return learn_rules(reference, tolerance=self.tolerance, pixelwise=self.pixelwise)
 
-    def suspicion(self, evidence: Evidence) -> np.ndarray:
-        """1.0 where a row breaks at least one rule, else 0.0; higher = more suspicious."""
-        broken = np.zeros(evidence.n_rows, dtype=bool)
-        for rule in self._rules(evidence):
-            broken |= rule.broken
-        return broken.astype(np.float64)
+    def score(self, view: View, state: ValidationState) -> Scores:
+        """1.0 where a row of ``view`` breaks at least one rule, else 0.0 (higher = more
+        suspicious); the payload keeps, per row, how many rules it breaks and the message of the
+        first one."""
+        n = view.n_rows
+        hits = np.zeros(n, dtype=np.int64)
+        message = np.full(n, "", dtype=object)
+        for rule in apply_rules(state, view.dataset):
+            first = np.flatnonzero(rule.broken & (hits == 0))
+            message[first] = [rule.message(int(row)) for row in first]
+            hits += rule.broken
+        return Scores((hits > 0).astype(np.float64), {"hits": hits, "message": message})
 
-    def explain(self, evidence: Evidence, rows: np.ndarray) -> list[str]:
-        rules = self._rules(evidence)
+    def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
+        """The first rule a row breaks, and how many more."""
+        hits, message = scores.payload["hits"], scores.payload["message"]
         out = []
         for row in np.asarray(rows, dtype=np.int64).tolist():
-            hits = [rule for rule in rules if rule.broken[row]]
-            if not hits:
+            if not hits[row]:
                 out.append("breaks no rule learned from the reference")
                 continue
-            text = hits[0].message(row)
-            if len(hits) > 1:
-                text += f" (and {len(hits) - 1} more rule{'s' if len(hits) > 2 else ''})"
+            text = str(message[row])
+            if hits[row] > 1:
+                more = int(hits[row]) - 1
+                text += f" (and {more} more rule{'s' if more > 1 else ''})"
             out.append(text)
         return out
