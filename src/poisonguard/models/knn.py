@@ -27,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = ["EXACT_UP_TO", "NPROBE", "NeighborIndex", "Neighbors", "nearest_neighbors"]
 
 EXACT_UP_TO = 20000
+QUERY_EXACT_UP_TO = 5000  # NeighborIndex: brute force for new rows up to this many fitted rows
 NPROBE = 6  # recall@10 about 0.94 on MLP embeddings from 50k to 1M rows
 _ROWS = 8192  # rows per step of row-local passes (standardising, finishing)
 _BLOCK = 1 << 22  # at most this many query x candidate distances in memory at once
@@ -255,7 +256,7 @@ class NeighborIndex:
     ``k`` nearest *sample* rows of each new row, in the sample's standardised space (its own
     column means and scales), as :func:`nearest_neighbors` measures distances inside the sample.
 
-    Exact up to ``EXACT_UP_TO`` sample rows; beyond, k-means cells on the sample (seeded) and each
+    Exact up to ``QUERY_EXACT_UP_TO`` sample rows; beyond, k-means cells on the sample (seeded) and each
     query searches its ``NPROBE`` nearest cells. State: the standardised sample and, once needed,
     the cells — what a worker needs to score its partition.
     """
@@ -263,7 +264,7 @@ class NeighborIndex:
     def __init__(self, embedding: np.ndarray, *, random_state: int = 0) -> None:
         E = np.asarray(embedding)
         self.mean, self.scale = _moments(E)
-        self.exact = len(E) <= EXACT_UP_TO
+        self.exact = len(E) <= QUERY_EXACT_UP_TO
         self.Z = _scaled(E, self.mean, self.scale, np.float64 if self.exact else np.float32)
         self.sq = np.einsum("ij,ij->i", self.Z, self.Z)
         self.random_state = int(random_state)
@@ -307,34 +308,51 @@ class NeighborIndex:
         seen), nearest first, ties by sample row; distances exact in float64."""
         k = int(min(k, len(self.Z)))
         Q = _scaled(np.asarray(embedding), self.mean, self.scale, self.Z.dtype)
-        best_d = np.full((len(Q), k), np.inf, dtype=self.Z.dtype)
-        best_i = np.full((len(Q), k), -1, dtype=np.int64)
+        everyone = np.arange(len(self.Z))
         if self.exact:
-            self._search(Q, np.arange(len(Q)), np.arange(len(self.Z)), best_d, best_i)
-        else:
-            centroids, members = self._partition()
-            probes = self._nearest_cells(Q, centroids, NPROBE)
-            for rank in range(probes.shape[1]):
-                order = np.argsort(probes[:, rank], kind="stable")
-                bounds = np.searchsorted(probes[order, rank], np.arange(len(centroids) + 1))
-                for c in range(len(centroids)):
-                    if bounds[c + 1] > bounds[c] and len(members[c]):
-                        self._search(Q, order[bounds[c]:bounds[c + 1]], members[c], best_d, best_i)
-            short = np.flatnonzero(~np.isfinite(best_d).all(axis=1))  # probed cells too small
-            if len(short):
-                best_d[short] = np.inf
-                self._search(Q, short, np.arange(len(self.Z)), best_d, best_i)
+            return self._finish(Q, self._nearest(Q, np.arange(len(Q)), everyone, k)[1])
+        centroids, members = self._partition()
+        probes = self._nearest_cells(Q, centroids, NPROBE)
+        n_probe = probes.shape[1]
+        cand_d = np.full((len(Q), n_probe * k), np.inf, dtype=self.Z.dtype)
+        cand_i = np.full((len(Q), n_probe * k), -1, dtype=np.int64)
+        # one pass per cell over every (query, rank) that probes it: few large products
+        asked = probes.ravel()
+        order = np.argsort(asked, kind="stable")
+        bounds = np.searchsorted(asked[order], np.arange(len(centroids) + 1))
+        for c in range(len(centroids)):
+            pairs = order[bounds[c]:bounds[c + 1]]
+            if not len(pairs) or not len(members[c]):
+                continue
+            queries, ranks = pairs // n_probe, pairs % n_probe
+            d, i = self._nearest(Q, queries, members[c], k)
+            cols = ranks[:, None] * k + np.arange(d.shape[1])
+            cand_d[queries[:, None], cols] = d
+            cand_i[queries[:, None], cols] = i
+        pick = _smallest(cand_d, k)
+        best_d = np.take_along_axis(cand_d, pick, axis=1)
+        best_i = np.take_along_axis(cand_i, pick, axis=1)
+        short = np.flatnonzero(~np.isfinite(best_d).all(axis=1))  # probed cells held too few
+        if len(short):
+            best_i[short] = self._nearest(Q, short, everyone, k)[1]
         return self._finish(Q, best_i)
 
-    def _search(self, Q: np.ndarray, queries: np.ndarray, members: np.ndarray,
-                best_d: np.ndarray, best_i: np.ndarray) -> None:
+    def _nearest(self, Q: np.ndarray, queries: np.ndarray, members: np.ndarray, k: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances (less the query's own norm) and indices of the ``k`` nearest of
+        ``members`` to each of ``queries``, unordered, in blocks of at most ``_BLOCK``."""
         minus_2c, c_sq = -2.0 * self.Z[members].T, self.sq[members]
+        kk = min(k, len(members))
+        out_d = np.empty((len(queries), kk), dtype=self.Z.dtype)
+        out_i = np.empty((len(queries), kk), dtype=np.int64)
         step = max(1, _BLOCK // max(len(members), 1))
         for start in range(0, len(queries), step):
-            block = queries[start:start + step]
-            d2 = Q[block] @ minus_2c
+            d2 = Q[queries[start:start + step]] @ minus_2c
             d2 += c_sq
-            _merge(best_d, best_i, block, d2, members)
+            near = _smallest(d2, kk)
+            out_d[start:start + step] = np.take_along_axis(d2, near, axis=1)
+            out_i[start:start + step] = members[near]
+        return out_d, out_i
 
     def _finish(self, Q: np.ndarray, indices: np.ndarray) -> Neighbors:
         distances = np.empty(indices.shape, dtype=np.float32)
