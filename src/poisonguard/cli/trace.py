@@ -50,9 +50,16 @@ def keygen(
     typer.echo(f"wrote {priv} (private, mode 0600) and {pub}; key id {keys.key_id(key)}")
 
 
+_ENGINE_HELP = ("Where rows are hashed: 'local' (this process) or 'dask' (a Dask cluster, "
+                "same answers; needs poisonguard[dask]).")
+_SCHEDULER_HELP = ("Dask scheduler address (tcp://HOST:8786) for --engine dask; default: a "
+                   "local cluster with a worker per CPU. Workers must see DATA at the same path.")
+
+
 @app.command()
 def manifest(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, a folder of Parquet "
+                                        "files (read in name order), or a built-in data set.")],
     out: Annotated[Path, Opt("--out", help="Manifest JSON; its rows go beside it to "
                              "OUT.rows.<digest>.parquet.")],
     label: Annotated[str, Opt("--label", help="Label column.")] = "label",
@@ -61,8 +68,12 @@ def manifest(
     source_col: Annotated[str | None, Opt("--source-col", help="Source column.")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign with this private key.")] = None,
     passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    engine: Annotated[str, Opt("--engine", metavar="local|dask", help=_ENGINE_HELP)] = "local",
+    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
+                                         help=_SCHEDULER_HELP)] = None,
 ) -> None:
     """Hash every row and write a (signed) manifest with a Merkle root over the rows."""
+    from poisonguard.engine import get_engine
     from poisonguard.io import check_output, register_input
     from poisonguard.provenance import keys
     from poisonguard.provenance import manifest as mf
@@ -70,8 +81,13 @@ def manifest(
     if Path(data).exists():  # refused before hashing: never over the data (or a link to it)
         register_input(data)
     check_output(out, "--out")
+    if Path(data).is_dir() and out.resolve().parent == Path(data).resolve():
+        raise InputError(f"--out {out}: inside the data folder {data}, where the manifest and "
+                         "its rows file would be read as data next time; write it elsewhere")
     private = keys.load_private_key(key, passphrase_from(passphrase_env)) if key else None
-    built, table = mf.build(data, label=label, id_col=id_col, source_col=source_col)
+    with get_engine(engine, scheduler) as hasher:  # connects: a bad address fails here
+        built, table = mf.build(data, label=label, id_col=id_col, source_col=source_col,
+                                engine=hasher)
     final = mf.write(built, table, out, key=private)
     signed = f"signed by key id {final.signature['key_id'][:16]}..." if private else "unsigned"
     typer.echo(f"wrote {out} and {final.rows_file['name']}: {final.rows} rows, keyed by "
@@ -92,17 +108,23 @@ def _change_lines(changes: Any) -> list[str]:
 
 @app.command()
 def verify(
-    data: Annotated[str, typer.Argument(help="The data file to check.")],
+    data: Annotated[str, typer.Argument(help="The data file (or folder of Parquet files) to "
+                                        "check.")],
     manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Its manifest.")],
     pubkey: Annotated[Path | None, Opt("--pubkey", help="Require a signature by this key.")] = None,
+    engine: Annotated[str, Opt("--engine", metavar="local|dask", help=_ENGINE_HELP)] = "local",
+    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
+                                         help=_SCHEDULER_HELP)] = None,
 ) -> None:
     """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed (each
     problem on stdout, the first on stderr)."""
+    from poisonguard.engine import get_engine
     from poisonguard.provenance import keys
     from poisonguard.provenance.verify import verify as run
 
     public = keys.load_public_key(pubkey) if pubkey else None
-    result = run(data, manifest_path, public_key=public)
+    with get_engine(engine, scheduler) as hasher:  # connects: a bad address fails here
+        result = run(data, manifest_path, public_key=public, engine=hasher)
     typer.echo(f"signature: {result.signature}")
     for note in result.notes:
         typer.echo(f"note: {note}")

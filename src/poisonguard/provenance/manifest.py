@@ -20,11 +20,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,13 +40,11 @@ from poisonguard.provenance._sidecar import (
     write_sidecar,
 )
 from poisonguard.provenance.hashing import (
-    RowChunk,
-    dataset_chunks,
-    file_sha256,
     require_regular_file,
-    row_hashes,
-    table_chunks,
 )
+
+if TYPE_CHECKING:
+    from poisonguard.engine import Engine
 
 __all__ = ["FORMAT", "Manifest", "RowTable", "build", "canonical_json", "collect", "fingerprint",
            "is_sidecar_of", "read", "read_dict", "sidecar_name", "sidecar_path", "sign", "write"]
@@ -220,60 +217,47 @@ def _created() -> str:
     return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _chunks(data: str, *, label: str, id_col: str | None, source_col: str | None,
-            chunk_rows: int) -> tuple[Iterator[RowChunk], dict[str, Any]]:
-    from poisonguard import io
-    from poisonguard.datasets import DATASETS, load_dataset
-
-    io.check_roles(label, id_col, source_col)  # as every command that loads data refuses it
-    p = Path(data)
-    if not p.exists() and data in DATASETS:
-        ds = load_dataset(data)
-        return dataset_chunks(ds, keyed=False, chunk_rows=chunk_rows), {
-            "path": data, "format": "builtin"}
-    require_regular_file(p, "data file")
-    io.register_input(p)  # no output of this command may replace it (io.check_output)
-    fmt = io.file_format(p)
-    info = {"path": p.name, "format": fmt, "sha256": file_sha256(p), "bytes": p.stat().st_size}
-    if fmt == "npz":
-        ds = io.load(p)
-        keyed = not ds.has_default_ids
-        return dataset_chunks(ds, keyed=keyed, chunk_rows=chunk_rows), info
-    return table_chunks(p, fmt, label=label, id_col=id_col, source_col=source_col,
-                        chunk_rows=chunk_rows), info
-
-
 def collect(data: str, *, label: str = "label", id_col: str | None = None,
-            source_col: str | None = None,
-            chunk_rows: int = 100_000) -> tuple[RowTable, dict[str, Any], list[str], str]:
-    """Hash every row of ``data``: ``(rows in leaf order, data info, feature names, keyed)``."""
-    chunks, info = _chunks(data, label=label, id_col=id_col, source_col=source_col,
-                           chunk_rows=chunk_rows)
+            source_col: str | None = None, chunk_rows: int = 100_000,
+            engine: Engine | None = None) -> tuple[RowTable, dict[str, Any], list[str], str]:
+    """Hash every row of ``data``: ``(rows in leaf order, data info, feature names, keyed)``.
+
+    ``engine`` reads and hashes the rows (:mod:`poisonguard.engine`; default: this process);
+    its hashed rows arrive in row order and are put in leaf order here, so every engine gives
+    the same table."""
+    from poisonguard.engine import LocalEngine
+    from poisonguard.provenance.partitions import Roles
+
+    hashing = (engine or LocalEngine()).hash_rows(data, Roles(label, id_col, source_col,
+                                                              chunk_rows))
+    info = hashing.info
     ids: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     names: list[str] | None = None
+    first = ""
     categories: dict[str, int] = {}
     keyed = "content"
     n = 0
     # row hashes go to a scratch file in file order and come back once, in leaf order, so the
     # 32 bytes per row are held once (10M rows: 320 MB), not once per chunk plus a sorted copy
     with tempfile.TemporaryFile() as scratch:
-        for chunk in chunks:
+        for part in hashing.parts:
+            if part.names is None:  # no rows (an empty file of a folder)
+                continue
             if names is None:
-                names = [name for name, _ in chunk.features]
-            try:
-                h = row_hashes(chunk)
-            except InputError as exc:  # a value nested too deeply: name the file and rows
-                raise InputError(f"{data}: rows {chunk.start}..{chunk.start + chunk.n_rows - 1}: "
-                                 f"{exc}") from None
-            scratch.write(h.tobytes())
-            n += len(h)
-            if chunk.ids is not None:
+                names, first = list(part.names), part.where
+            elif list(part.names) != names:
+                raise InputError(f"{part.where}: feature columns {', '.join(part.names)} differ "
+                                 f"from those of {first} ({', '.join(names)})")
+            scratch.write(part.hashes.tobytes())
+            n += part.n_rows
+            if part.ids is not None:
                 keyed = "id"
-                ids.append(np.array([s.encode("utf-8") for s in chunk.ids], dtype="S"))
-            if chunk.sources is not None:
-                codes.append(np.array([-1 if s is None else categories.setdefault(s, len(categories))
-                                       for s in chunk.sources], dtype=np.int32))
+                ids.append(part.ids)
+            if part.source_codes is not None:  # codes into this run's names -> into all seen
+                lookup = np.array([*(categories.setdefault(s, len(categories))
+                                     for s in part.source_names), -1], dtype=np.int32)
+                codes.append(lookup[part.source_codes])
         if names is None:
             raise InputError(f"{data}: no rows")
         index_type = np.int32 if n < 2**31 else np.int64
@@ -324,12 +308,13 @@ def fingerprint(data: str | Path, *, label: str = "label", id_col: str | None = 
 
 
 def build(data: str, *, label: str = "label", id_col: str | None = None,
-          source_col: str | None = None,
-          chunk_rows: int = 100_000) -> tuple[Manifest, RowTable]:
-    """The (unsigned) manifest of ``data`` (a CSV, Parquet or NPZ file, or a built-in data set
-    name) and its row table; :func:`write` names the rows file and signs."""
+          source_col: str | None = None, chunk_rows: int = 100_000,
+          engine: Engine | None = None) -> tuple[Manifest, RowTable]:
+    """The (unsigned) manifest of ``data`` (a CSV, Parquet or NPZ file, a folder of Parquet
+    files or a built-in data set name) and its row table, hashed by ``engine`` (default: this
+    process); :func:`write` names the rows file and signs."""
     table, info, names, keyed = collect(data, label=label, id_col=id_col, source_col=source_col,
-                                        chunk_rows=chunk_rows)
+                                        chunk_rows=chunk_rows, engine=engine)
     n = info.pop("rows")
     src: dict[str, int] = {}
     if table.sources is not None:

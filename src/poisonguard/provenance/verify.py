@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poisonguard.errors import InputError
 from poisonguard.provenance import keys
@@ -19,6 +19,9 @@ from poisonguard.provenance.manifest import (
     read,
     sidecar_path,
 )
+
+if TYPE_CHECKING:
+    from poisonguard.engine import Engine
 
 __all__ = ["Verification", "check_signature", "rows_of", "verify"]
 
@@ -83,8 +86,10 @@ def rows_of(manifest: Manifest, manifest_path: Path) -> tuple[RowTable | None, l
     return table, []
 
 
-def verify(data: str, manifest_path: str | Path, *, public_key: Any = None) -> Verification:
-    """Verify ``data`` against the manifest at ``manifest_path`` (roles as recorded there)."""
+def verify(data: str, manifest_path: str | Path, *, public_key: Any = None,
+           engine: Engine | None = None) -> Verification:
+    """Verify ``data`` against the manifest at ``manifest_path`` (roles as recorded there),
+    its rows hashed by ``engine`` (:mod:`poisonguard.engine`; default: this process)."""
     mpath = Path(manifest_path)
     manifest = read(mpath)
     status, problems = check_signature(manifest, public_key)
@@ -95,11 +100,16 @@ def verify(data: str, manifest_path: str | Path, *, public_key: Any = None) -> V
 
     if not Path(data).exists() and data not in DATASETS:
         raise InputError(f"{data}: no such file")
-    if Path(data).exists():  # bad input, not a changed file: a FIFO or device never ends
+    if Path(data).is_dir():  # bad input, not a changed file: a folder without Parquet files
+        from poisonguard.provenance.partitions import Roles, open_source
+
+        open_source(data, Roles())
+    elif Path(data).exists():  # bad input, not a changed file: a FIFO or device never ends
         require_regular_file(data, "data file")
     try:
         table, info, names, _ = collect(data, label=str(cols.get("label") or "label"),
-                                        id_col=cols.get("id"), source_col=cols.get("source"))
+                                        id_col=cols.get("id"), source_col=cols.get("source"),
+                                        engine=engine)
     except InputError as exc:  # the file is there but no longer reads as the manifest says
         problems.append(f"the data no longer reads as the manifest describes it: {exc}")
         return Verification(False, problems, status, None, [])
