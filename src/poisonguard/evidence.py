@@ -349,12 +349,27 @@ class View:
         out: np.ndarray = -np.log(np.clip(own, 1e-12, None))[:, None].astype(np.float32)
         return out
 
-    @cached_property
+    @property
     def neighbors(self) -> Neighbors:
         """Nearest other fitted rows (fitted rows) or nearest fitted rows (new rows)."""
         if self.in_sample:
             return self.evidence.neighbors
-        return self.evidence.neighbor_index.query(self.embedding, self.evidence.k)
+        return self.nearest(self.evidence.k)
+
+    def nearest(self, k: int) -> Neighbors:
+        """The ``k`` nearest fitted rows of each new row in embedding space. One query serves
+        every ``k``: the widest asked so far is kept and narrower ones are its first columns
+        (the same rows a narrower query finds, as both search the same cells)."""
+        if self.in_sample:
+            raise ValueError("nearest() is for rows outside the fitted sample; use neighbors")
+        k = min(int(k), self.evidence.n_rows)
+        wide: Neighbors | None = self._memo.get("nearest")
+        if wide is None or wide.k < k:
+            wide = self.evidence.neighbor_index.query(self.embedding, k)
+            self._memo["nearest"] = wide
+        if wide.k == k:
+            return wide
+        return Neighbors(wide.indices[:, :k], wide.distances[:, :k], wide.exact)
 
     @cached_property
     def feature_neighbors(self) -> Neighbors:

@@ -468,6 +468,9 @@ def _score_piece(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], 
     worker does for its chunk, from the fitted state alone."""
     t0 = time.perf_counter()
     if scores is None:
+        pool = max(det.neighbor_pool(view.evidence) for det, _, _ in fitted.values())
+        if pool:  # one neighbour query serves every detector
+            view.nearest(pool)
         scores = {name: det.score(view, state) for name, (det, state, _) in fitted.items()}
         for name, sc in scores.items():
             _check_scores(name, sc.suspicion, view.n_rows)

@@ -119,6 +119,11 @@ class Detector(ABC):
         view = evidence.view()
         return self.reasons(view, self.score(view, self.fit(evidence)), rows)
 
+    def neighbor_pool(self, evidence: Evidence) -> int:
+        """How many nearest fitted rows scoring a new row reads (``view.nearest``); a chunk's
+        view queries the largest pool of the detectors run once (0: none)."""
+        return evidence.k if "neighbors" in self.requires else 0
+
     def applies(self, evidence: Evidence) -> str | None:
         """``None`` when the detector can run on this evidence, else why not (one line)."""
         if self.needs_reference and evidence.reference is None:

@@ -192,22 +192,25 @@ class KnnShapley(Detector):
 
     def _new_rows(self, view: View, state: KnnShapleyState
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Values, holders and hurt counts of rows outside the fitted sample, a block of rows at
-        a time (each block queries its ``_CANDIDATES * k`` nearest fitted rows)."""
+        """Values, holders and hurt counts of rows outside the fitted sample (each row's
+        ``_CANDIDATES * k`` nearest fitted rows are the candidates), a block of rows at a time."""
         n, k = view.n_rows, state.distances.shape[1]
         values, holders, hurt = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64)
         if k == 0 or n == 0:
             return values, holders, hurt
-        index, fitted, labels = view.evidence.neighbor_index, view.evidence.labels, view.labels
-        m = min(_CANDIDATES * k, len(index))
-        embedding = view.embedding
+        fitted, labels = view.evidence.labels, view.labels
+        cand = view.nearest(self.neighbor_pool(view.evidence))  # one query for all rows
         big_k = _big_k(self.n_neighbors, k)
         for start in range(0, n, _BLOCK_ROWS):
             rows = slice(start, start + _BLOCK_ROWS)
-            cand = index.query(embedding[rows], m)
             values[rows], holders[rows], hurt[rows] = _joined_values(
-                cand.indices, np.asarray(cand.distances), labels[rows], fitted, state, big_k)
+                cand.indices[rows], np.asarray(cand.distances[rows]), labels[rows], fitted, state,
+                big_k)
         return values, holders, hurt
+
+    def neighbor_pool(self, evidence: Evidence) -> int:
+        """A new row's candidates: its ``_CANDIDATES * k`` nearest fitted rows."""
+        return min(_CANDIDATES * evidence.neighbors.k, evidence.n_rows)
 
     def reasons(self, view: View, scores: Scores, rows: np.ndarray) -> list[str]:
         p, classes = scores.payload, view.classes

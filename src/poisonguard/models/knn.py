@@ -320,15 +320,21 @@ class NeighborIndex:
         asked = probes.ravel()
         order = np.argsort(asked, kind="stable")
         bounds = np.searchsorted(asked[order], np.arange(len(centroids) + 1))
-        for c in range(len(centroids)):
+
+        def search(c: int) -> None:  # each (query, rank) pair is one cell's: disjoint writes
             pairs = order[bounds[c]:bounds[c + 1]]
-            if not len(pairs) or not len(members[c]):
-                continue
             queries, ranks = pairs // n_probe, pairs % n_probe
             d, i = self._nearest(Q, queries, members[c], k)
             cols = ranks[:, None] * k + np.arange(d.shape[1])
             cand_d[queries[:, None], cols] = d
             cand_i[queries[:, None], cols] = i
+
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread per worker: many small products side by side, not one wide one
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(search, [c for c in range(len(centroids))
+                                   if bounds[c + 1] > bounds[c] and len(members[c])]))
         pick = _smallest(cand_d, k)
         best_d = np.take_along_axis(cand_d, pick, axis=1)
         best_i = np.take_along_axis(cand_i, pick, axis=1)
@@ -355,14 +361,23 @@ class NeighborIndex:
         return out_d, out_i
 
     def _finish(self, Q: np.ndarray, indices: np.ndarray) -> Neighbors:
+        """Distances to the chosen fitted rows, each row ordered by distance, then index.
+        Differences are taken in the index's own precision (float32 beyond
+        ``QUERY_EXACT_UP_TO`` rows: a copy of a fitted row is still at distance exactly 0), in
+        blocks of at most ``_BLOCK`` values, side by side on a few threads."""
         distances = np.empty(indices.shape, dtype=np.float32)
         out = np.empty_like(indices)
-        for start in range(0, len(Q), _ROWS):
-            idx = indices[start:start + _ROWS]
-            rows = np.asarray(Q[start:start + _ROWS], dtype=np.float64)
-            diff = np.asarray(self.Z[idx], dtype=np.float64) - rows[:, None, :]
+        width = max(indices.shape[1] * self.Z.shape[1], 1)
+        step = max(1, _BLOCK // width)
+
+        def finish(start: int) -> None:
+            idx = indices[start:start + step]
+            diff = self.Z[idx] - Q[start:start + step, None, :]
             dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
             order = np.lexsort((idx, dist), axis=1)
-            out[start:start + _ROWS] = np.take_along_axis(idx, order, axis=1)
-            distances[start:start + _ROWS] = np.take_along_axis(dist, order, axis=1)
+            out[start:start + step] = np.take_along_axis(idx, order, axis=1)
+            distances[start:start + step] = np.take_along_axis(dist, order, axis=1)
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(finish, range(0, len(Q), step)))
         return Neighbors(indices=out, distances=distances, exact=self.exact)
