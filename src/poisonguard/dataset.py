@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 import numpy as np
-import pandas as pd
 
 from poisonguard.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FEATURE_MAX", "Dataset", "Modality", "Origin"]
 
@@ -54,6 +57,13 @@ class Origin:
     file_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
+def _is_frame(X: Any) -> TypeGuard[pd.DataFrame]:
+    """Whether ``X`` is a DataFrame. pandas is imported only where a frame is built: none can
+    exist before it is, so arrays alone never import it (``import poisonguard`` stays fast)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.flags.writeable = False
@@ -61,7 +71,8 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _as_labels(y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+    pandas = sys.modules.get("pandas")
+    arr = np.asarray(y.to_numpy() if pandas is not None and isinstance(y, pandas.Series) else y)
     if arr.ndim != 1:
         raise InputError(f"'y' must be one-dimensional (got shape {arr.shape})")
     if len(arr) != n:
@@ -79,6 +90,8 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
         raise InputError("labels must be integers or strings (got non-integer floats)")
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
+    import pandas as pd
+
     as_obj = arr.astype(object)
     missing = pd.isna(as_obj)
     if missing.any():
@@ -89,6 +102,8 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
 def _as_float_column(values: pd.Series) -> pd.Series:
     """A pandas nullable numeric or boolean column (``Int64``, ``Float64``, ``boolean``) as
     float64 with NaN for ``pd.NA``; any other column unchanged."""
+    import pandas as pd
+
     dtype = values.dtype
     if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
             dtype, pd.CategoricalDtype | pd.DatetimeTZDtype | pd.PeriodDtype | pd.IntervalDtype) \
@@ -146,7 +161,7 @@ def _check_finite_array(X: np.ndarray, names: Sequence[str], kind: Modality) -> 
 
 
 def _infer_modality(X: Any) -> Modality:
-    if isinstance(X, pd.DataFrame):
+    if _is_frame(X):
         return "tabular"
     if X.ndim == 1:
         return "text"
@@ -198,7 +213,7 @@ class Dataset:
         name: str = "dataset",
         origin: Origin | None = None,
     ) -> None:
-        if isinstance(X, pd.DataFrame):
+        if _is_frame(X):
             Xv: Any = X.copy(deep=True).reset_index(drop=True)
             Xv.columns = [str(c) for c in Xv.columns]
             for j in range(Xv.shape[1]):
@@ -226,7 +241,7 @@ class Dataset:
         kind = modality or _infer_modality(Xv)
         if kind not in MODALITIES:
             raise InputError(f"'modality' must be one of {', '.join(MODALITIES)} (got {kind!r})")
-        if isinstance(Xv, pd.DataFrame):
+        if _is_frame(Xv):
             if kind != "tabular":
                 raise InputError(f"a DataFrame 'X' must be tabular (got modality {kind!r})")
             _check_finite_frame(Xv)
@@ -241,7 +256,7 @@ class Dataset:
         if repeated:
             raise InputError(f"feature name {', '.join(repr(c) for c in repeated)} appears more "
                              "than once; feature names must be unique")
-        if not isinstance(Xv, pd.DataFrame):
+        if not _is_frame(Xv):
             _check_finite_array(Xv, names, kind)
             Xv = _readonly(Xv)
         labels = _readonly(_as_labels(y, n))
@@ -285,7 +300,7 @@ class Dataset:
     @property
     def is_frame(self) -> bool:
         """True when ``X`` is a DataFrame (tabular data with categorical columns)."""
-        return isinstance(self.X, pd.DataFrame)
+        return _is_frame(self.X)
 
     @property
     def has_default_ids(self) -> bool:
@@ -295,8 +310,10 @@ class Dataset:
     def frame(self, rows: slice | None = None) -> pd.DataFrame:
         """Features as a DataFrame (text: one column ``text``; images: one column per pixel);
         only the rows ``rows`` (a slice) when given."""
+        import pandas as pd
+
         part = slice(None) if rows is None else rows
-        if isinstance(self.X, pd.DataFrame):
+        if _is_frame(self.X):
             return cast(pd.DataFrame, self.X.iloc[part].copy())
         X = self.X[part]
         if self.modality == "text":
@@ -325,7 +342,7 @@ class Dataset:
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        X = self.X.iloc[idx] if isinstance(self.X, pd.DataFrame) else self.X[idx]
+        X = self.X.iloc[idx] if _is_frame(self.X) else self.X[idx]
         return self.replace(X=X, y=self.y[idx], ids=self.ids[idx],
                             sources=None if self.sources is None else self.sources[idx])
 
@@ -333,7 +350,9 @@ class Dataset:
         """``X`` cast back to this dataset's feature dtype (integers rounded and clipped)."""
         if self.modality == "text":
             return X
-        if isinstance(self.X, pd.DataFrame):
+        if _is_frame(self.X):
+            import pandas as pd
+
             frame = pd.DataFrame(X, columns=self.X.columns).copy()
             for col in self.X.columns:
                 kind = self.X[col].dtype.kind

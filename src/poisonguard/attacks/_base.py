@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from poisonguard._registry import Registry
 from poisonguard._validation import check_rng, resolve_budget
 from poisonguard.attacks.triggers import Trigger
 from poisonguard.dataset import Dataset
@@ -58,22 +59,18 @@ class PoisonResult:
                              "source_index": self.source_index})
 
 
-ATTACKS: dict[str, type[Attack]] = {}
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+"""Every attack class by name (see :class:`~poisonguard._registry.Registry`)."""
 
 
 def register(cls: type[Attack]) -> type[Attack]:
     """Class decorator adding an attack to :data:`ATTACKS` under its ``name``."""
-    if cls.name in ATTACKS:
-        raise RuntimeError(f"attack {cls.name!r} registered twice")
-    ATTACKS[cls.name] = cls
-    return cls
+    return ATTACKS.register(cls)
 
 
 def get_attack(name: str) -> type[Attack]:
-    """The attack class registered as ``name``."""
-    if name not in ATTACKS:
-        raise InputError(f"unknown attack {name!r}; known: {', '.join(sorted(ATTACKS))}")
-    return ATTACKS[name]
+    """The attack class registered as ``name``; unknown names are an error listing the known ones."""
+    return ATTACKS.get(name)
 
 
 class Attack(ABC):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError, IntegrityError, PoisonguardError
+
+if TYPE_CHECKING:
+    from poisonguard.dataset import Dataset
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "fail",
            "fail_integrity", "load_data", "run_app"]
@@ -62,16 +65,40 @@ def load_data(data: str, *, label: str = "label", id_col: str | None = None,
     return io.load(data, label=label, id_col=id_col, source_col=source_col)
 
 
+def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` run inside :func:`poisonguard.io.guarded_outputs`: no output of the command
+    may overwrite one of its inputs. ``io`` (and with it pandas) is imported only when a
+    command runs, never for ``--help`` or a usage error."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from poisonguard.io import guarded_outputs
+
+        with guarded_outputs():
+            return callback(*args, **kwargs)
+
+    return run
+
+
+def _guard_commands(command: Any) -> Any:
+    """Wrap the callback of every leaf command under ``command`` (a Click command or group) in
+    :func:`_guarded`; return ``command``."""
+    subcommands = getattr(command, "commands", None)
+    if subcommands:
+        for sub in subcommands.values():
+            _guard_commands(sub)
+    elif command.callback is not None:
+        command.callback = _guarded(command.callback)
+    return command
+
+
 def run_app(argv: list[str]) -> int:
     """Run the app on ``argv``; poisonguard errors become one line on stderr and an exit code.
 
     Usage errors are Typer's own (exit 2); a traceback is only ever shown for our own bugs.
     """
-    from poisonguard.io import guarded_outputs
-
     try:
-        with guarded_outputs():  # no output of this command may overwrite one of its inputs
-            app(args=argv, prog_name="poisonguard")
+        _guard_commands(typer.main.get_command(app))(args=argv, prog_name="poisonguard")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except IntegrityError as exc:

@@ -7,10 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
-from poisonguard._validation import resolve_budget
 from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
@@ -105,7 +103,10 @@ def attack(
     save_trigger: Annotated[Path | None, Opt(help="Write the backdoor trigger as JSON.")] = None,
 ) -> None:
     """Poison a dataset and write the poisoned copy with its ground truth."""
+    import numpy as np
+
     from poisonguard import io
+    from poisonguard._validation import resolve_budget
     from poisonguard.attacks import get_attack
 
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)

@@ -16,8 +16,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 
 from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
@@ -145,6 +143,9 @@ def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, b
            private: Any) -> None:
     """Both halves as exact copies of the batch's rows (every run writes every output, so no
     file from an earlier run is left to contradict this one), then the ledger entry."""
+    import numpy as np
+    import pandas as pd
+
     from poisonguard import io
 
     fmt = io.file_format(accepted)

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
@@ -56,6 +55,8 @@ def _encode(ds: Dataset) -> tuple[Any, dict[str, Any]]:
     """Features as numbers and the encoding that reproduces them: tables and images through
     :class:`NumericCodec`; text through the modality's own featurizer (TF-IDF, sparse), its
     vocabulary, IDF and settings kept."""
+    import numpy as np
+
     from poisonguard.models import featurizer
     from poisonguard.models._codec import NumericCodec
 
@@ -117,6 +118,8 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
     return the files written. ``source``: what the caller already knows of the file the rows
     came from (its ``sha256``; ``file_rows`` when ``ds`` is a subset of it), so it is not read
     again."""
+    import numpy as np
+
     from poisonguard.defenses.store import save_model
 
     if ds.modality == "text" and not model.__sklearn_tags__().input_tags.sparse:
@@ -166,6 +169,7 @@ def certify(
 ) -> None:
     """Certify a partition ensemble on TEST: per row, how many poisoned training rows it
     provably tolerates; certified accuracy against that number."""
+    import numpy as np
     import pandas as pd
 
     from poisonguard import io
@@ -214,6 +218,8 @@ def certify(
 
 
 def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> Any:
+    import numpy as np
+
     from poisonguard.models._codec import encode_features as encode
 
     enc = spec.get("encoding")
@@ -251,6 +257,7 @@ def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> Any:
 
 
 def _text_like(ds: Dataset, enc: Any, where: Path) -> Any:
+    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if ds.modality != "text":

@@ -195,7 +195,7 @@ def monitor_history(
     """List the recorded checks; with --out, write history.html with the trend plots."""
     from poisonguard.io import write_text
     from poisonguard.monitor import History, Profile
-    from poisonguard.monitor._html import render_history
+    from poisonguard.report.monitor import render_history
 
     if last < 1:
         raise InputError(f"--last must be a positive integer (got {last})")

@@ -4,7 +4,8 @@
 ``report.html`` to ``--out`` (default ``scan-out``), optionally the cleaned data, and exits 1
 when the flagged share exceeds ``--fail-on``. ``demo`` poisons digits with a patch backdoor and
 random label flips, scans it and shows what the scan found and what cleaning buys. ``catalog``
-prints the attack families with their attacks and the detectors that answer them.
+prints the attack families with their attacks and the detectors that answer them;
+``detectors`` lists the registered detectors.
 
 Progress goes to stderr only: a live display when stderr is a terminal, otherwise one plain
 line per step that took at least a second (so CI logs show where the time went); ``--quiet``
@@ -21,17 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, load_data
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from poisonguard.dataset import Dataset
     from poisonguard.scan import ScanReport
 
-__all__ = ["catalog", "demo", "scan"]
+__all__ = ["catalog", "demo", "list_detectors", "scan"]
 
 Opt = typer.Option
 MIN_STEP_SECONDS = 1.0  # steps shorter than this are not reported
@@ -183,6 +185,8 @@ def _check_write_clean(path: Path, ds: Dataset, out: Path) -> None:
 def _write_clean(report: ScanReport, ds: Dataset, path: Path) -> Path:
     """The unflagged rows: copied from the input file cell for cell when it is a file of the
     same format (``01419`` stays ``01419``), else saved from the data."""
+    import numpy as np
+
     from poisonguard import io
 
     origin = ds.origin
@@ -398,6 +402,8 @@ def scan(
 # ------------------------------------------------------------------------------ demo
 def _detection_rows(report: ScanReport, masks: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Detection quality overall and per attack (each attack's rows against the clean rows)."""
+    import numpy as np
+
     from poisonguard.evaluation.metrics import detection_metrics
 
     poisoned = np.logical_or.reduce(list(masks.values()))
@@ -419,6 +425,8 @@ def demo(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Poison digits (5 % patch backdoor + 5 % label flips), scan it, clean it, retrain."""
+    import numpy as np
+
     from poisonguard.attacks import Backdoor, LabelFlip
     from poisonguard.datasets import load_dataset
     from poisonguard.evaluation.metrics import accuracy, attack_success_rate, split
@@ -495,3 +503,17 @@ def catalog(
         table.add_row("defence papers", "\n".join(defences) or "-")
         console.print(table)
     console.print(f"survey: {SURVEY}")
+
+
+@app.command("detectors")
+def list_detectors() -> None:
+    """List the registered detectors, one line each."""
+    from poisonguard.detectors import DEFAULT_DETECTORS, DETECTORS
+
+    def default(name: str, needs_reference: bool) -> str:
+        if name not in DEFAULT_DETECTORS:
+            return "no"
+        return "with --reference" if needs_reference else "yes"
+
+    echo_table([{"detector": name, "default": default(name, cls.needs_reference),
+                 "what it flags": cls.summary} for name, cls in sorted(DETECTORS.items())])

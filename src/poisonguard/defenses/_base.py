@@ -13,27 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.errors import InputError
+from poisonguard._registry import Registry
 
 __all__ = ["DEFENSES", "Certificate", "get_defense", "register"]
 
-DEFENSES: dict[str, type[Any]] = {}
+DEFENSES: Registry[type[Any]] = Registry("defence")
+"""Every defence class by name (see :class:`~poisonguard._registry.Registry`)."""
 
 
 def register(cls: type[Any]) -> type[Any]:
     """Class decorator adding a defence to :data:`DEFENSES` under its ``name``."""
-    name = cls.name
-    if name in DEFENSES:
-        raise RuntimeError(f"defence {name!r} registered twice")
-    DEFENSES[name] = cls
-    return cls
+    return DEFENSES.register(cls)
 
 
 def get_defense(name: str, **params: Any) -> Any:
     """A defence instance by name; unknown names are an error listing the known ones."""
-    if name not in DEFENSES:
-        raise InputError(f"unknown defence {name!r}; known: {', '.join(sorted(DEFENSES))}")
-    return DEFENSES[name](**params)
+    return DEFENSES.get(name)(**params)
 
 
 @dataclass(frozen=True)

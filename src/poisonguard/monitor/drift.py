@@ -148,7 +148,7 @@ class DriftReport:
     def to_html(self, path: str | Path) -> Path:
         """Write a self-contained HTML page (atomically)."""
         from poisonguard.io import write_text
-        from poisonguard.monitor._html import render_drift
+        from poisonguard.report.monitor import render_drift
 
         return write_text(path, render_drift(self))
 
