@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from poisonguard.errors import InputError
+from poisonguard._registry import Registry
 
 if TYPE_CHECKING:
     from poisonguard.evidence import Evidence, View
@@ -41,22 +41,18 @@ __all__ = ["DEFAULT_DETECTORS", "DETECTORS", "Detector", "Scores", "get_detector
 
 Calibration = Literal["probability", "tail"]
 
-DETECTORS: dict[str, type[Detector]] = {}
+DETECTORS: Registry[type[Detector]] = Registry("detector")
+"""Every detector class by name (see :class:`~poisonguard._registry.Registry`)."""
 
 
 def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector to :data:`DETECTORS` under its ``name``."""
-    if cls.name in DETECTORS:
-        raise RuntimeError(f"detector {cls.name!r} registered twice")
-    DETECTORS[cls.name] = cls
-    return cls
+    return DETECTORS.register(cls)
 
 
 def get_detector(name: str) -> Detector:
     """A detector instance by name; unknown names are an error listing the known ones."""
-    if name not in DETECTORS:
-        raise InputError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
-    return DETECTORS[name]()
+    return DETECTORS.get(name)()
 
 
 @dataclass(frozen=True)
