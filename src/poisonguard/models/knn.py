@@ -28,6 +28,7 @@ __all__ = ["EXACT_UP_TO", "NPROBE", "NeighborIndex", "Neighbors", "nearest_neigh
 
 EXACT_UP_TO = 20000
 QUERY_EXACT_UP_TO = 5000  # NeighborIndex: brute force for new rows up to this many fitted rows
+_QUERY_ROWS = 16384  # NeighborIndex: new rows probed at once (bounds the candidate arrays)
 NPROBE = 6  # recall@10 about 0.94 on MLP embeddings from 50k to 1M rows
 _ROWS = 8192  # rows per step of row-local passes (standardising, finishing)
 _BLOCK = 1 << 22  # at most this many query x candidate distances in memory at once
@@ -305,13 +306,27 @@ class NeighborIndex:
 
     def query(self, embedding: np.ndarray, k: int) -> Neighbors:
         """The ``k`` nearest sample rows of each row of ``embedding`` (rows the index has not
-        seen), nearest first, ties by sample row; distances exact in float64."""
+        seen), nearest first, ties by sample row."""
         k = int(min(k, len(self.Z)))
         Q = _scaled(np.asarray(embedding), self.mean, self.scale, self.Z.dtype)
         everyone = np.arange(len(self.Z))
         if self.exact:
             return self._finish(Q, self._nearest(Q, np.arange(len(Q)), everyone, k)[1])
         centroids, members = self._partition()
+        best_i = np.empty((len(Q), k), dtype=np.int64)
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread per worker: many small products side by side, not one wide one
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
+            for start in range(0, len(Q), _QUERY_ROWS):  # bounded candidate arrays
+                block = Q[start:start + _QUERY_ROWS]
+                best_i[start:start + len(block)] = self._probe(block, k, centroids, members, pool)
+        return self._finish(Q, best_i)
+
+    def _probe(self, Q: np.ndarray, k: int, centroids: np.ndarray, members: list[np.ndarray],
+               pool: ThreadPoolExecutor) -> np.ndarray:
+        """Indices of (about) the ``k`` nearest fitted rows of each row of ``Q``, unordered:
+        the best of its ``NPROBE`` nearest cells, or of all rows when those hold too few."""
         probes = self._nearest_cells(Q, centroids, NPROBE)
         n_probe = probes.shape[1]
         cand_d = np.full((len(Q), n_probe * k), np.inf, dtype=self.Z.dtype)
@@ -329,19 +344,15 @@ class NeighborIndex:
             cand_d[queries[:, None], cols] = d
             cand_i[queries[:, None], cols] = i
 
-        from threadpoolctl import threadpool_limits
-
-        # one BLAS thread per worker: many small products side by side, not one wide one
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_WORKERS) as pool:
-            list(pool.map(search, [c for c in range(len(centroids))
-                                   if bounds[c + 1] > bounds[c] and len(members[c])]))
+        list(pool.map(search, [c for c in range(len(centroids))
+                               if bounds[c + 1] > bounds[c] and len(members[c])]))
         pick = _smallest(cand_d, k)
         best_d = np.take_along_axis(cand_d, pick, axis=1)
         best_i = np.take_along_axis(cand_i, pick, axis=1)
         short = np.flatnonzero(~np.isfinite(best_d).all(axis=1))  # probed cells held too few
         if len(short):
-            best_i[short] = self._nearest(Q, short, everyone, k)[1]
-        return self._finish(Q, best_i)
+            best_i[short] = self._nearest(Q, short, np.arange(len(self.Z)), k)[1]
+        return best_i
 
     def _nearest(self, Q: np.ndarray, queries: np.ndarray, members: np.ndarray, k: int
                  ) -> tuple[np.ndarray, np.ndarray]:
