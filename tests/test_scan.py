@@ -89,3 +89,23 @@ def test_evidence_with_other_settings_is_an_error_not_a_silent_drop() -> None:
 def test_sample_rows_must_be_a_positive_count(bad: object) -> None:
     with pytest.raises(InputError, match="'sample_rows' must be a positive whole number"):
         scan(load_dataset("wine"), sample_rows=bad)  # type: ignore[arg-type]
+
+
+def test_dask_engine_scores_chunks_on_workers_with_the_same_answers(
+        poisoned: tuple[object, np.ndarray]) -> None:
+    """The same fitted state scores the chunks on a Dask worker: identical table, flags and
+    reasons to this process, and the regime names the engine."""
+    distributed = pytest.importorskip("distributed")
+    from poisonguard.engine import DaskEngine
+
+    ds, _ = poisoned
+    local = scan(ds, random_state=0, sample_rows=700, chunk_rows=400)  # type: ignore[arg-type]
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            DaskEngine(cluster.scheduler_address, window=2) as engine:
+        remote = scan(ds, random_state=0, sample_rows=700, chunk_rows=400,  # type: ignore[arg-type]
+                      engine=engine)
+    assert remote.summary()["regime"]["engine"] == "dask"
+    assert local.summary()["regime"]["engine"] == "local"
+    assert local.table.to_csv().encode() == remote.table.to_csv().encode()
+    assert local.skipped == remote.skipped

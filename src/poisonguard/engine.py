@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
 from types import TracebackType
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["ENGINES", "DaskEngine", "Engine", "Hashing", "LocalEngine", "get_engine"]
 
 ENGINES = ("local", "dask")
+_DONE = object()
 _INSTALL = "pip install 'poisonguard[dask]'"
 
 
@@ -80,6 +81,12 @@ class Engine(ABC):
     def close(self) -> None:
         """Release what the engine started."""
 
+    @abstractmethod
+    def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
+                    shared: Any) -> Iterator[Any]:
+        """``fn(shared, item)`` for every item, results in the items' order. ``shared`` is sent
+        to each worker once (a scan's fitted state); items are sent as they are needed."""
+
     def __enter__(self) -> Engine:
         return self
 
@@ -104,6 +111,12 @@ class LocalEngine(Engine):
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
+                    shared: Any) -> Iterator[Any]:
+        """One item after the other in this process."""
+        for item in items:
+            yield fn(shared, item)
 
     @staticmethod
     def _parts(src: Source, roles: Roles) -> Iterator[HashedRows]:
@@ -234,6 +247,36 @@ class DaskEngine(Engine):
                 plan += plan_parquet(f, start, self.partition_rows)
         info = dict(src.info)
         return Hashing(info, self._stream(client, plan, roles, waits, digest, info))
+
+    def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
+                    shared: Any) -> Iterator[Any]:
+        """Tasks on the cluster: ``shared`` broadcast to every worker once, at most ``window``
+        items in flight, results handed back in order (and released once handed back)."""
+        client: Any = self.connect()  # distributed's methods are untyped
+        window = self.window or max(2, 2 * sum(client.nthreads().values()))
+        # one future for the whole object (a tuple would be scattered element by element)
+        common = client.scatter([shared], broadcast=True, hash=False)[0]
+        pending: deque[Any] = deque()
+        todo = iter(items)
+
+        def submit(item: Any) -> Any:  # data goes as data, not inside the task graph
+            return client.submit(fn, common, client.scatter([item], hash=False)[0], pure=False)
+
+        try:
+            for item in islice(todo, window):
+                pending.append(submit(item))
+            while pending:
+                future = pending.popleft()
+                result = future.result()
+                future.release()
+                nxt = next(todo, _DONE)
+                if nxt is not _DONE:
+                    pending.append(submit(nxt))
+                yield result
+        finally:
+            if pending:
+                client.cancel(list(pending))
+            common.release()
 
     def _stream(self, client: Any, plan: list[Partition], roles: Roles, waits: list[Any],
                 digest: Any, info: dict[str, Any]) -> Iterator[HashedRows]:

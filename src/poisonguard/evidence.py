@@ -90,6 +90,12 @@ class Evidence:
         self._memo: dict[Hashable, Any] = {}
         self._classes = None if classes is None else np.asarray(classes)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What travels to a worker: everything but the progress callback."""
+        state = dict(self.__dict__)
+        state["_progress"] = None
+        return state
+
     # ------------------------------------------------------------------ helpers
     @contextmanager
     def _step(self, name: str) -> Iterator[None]:

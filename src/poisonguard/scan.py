@@ -4,7 +4,7 @@ The scan builds one :class:`~poisonguard.evidence.Evidence` (proxy models and ne
 computed once), runs each requested detector on it, calibrates and combines their scores
 (:mod:`poisonguard.detectors._ensemble`) and flags rows without being told the poison rate.
 
-Up to ``sample_rows`` rows (100,000 by default) everything is fitted on all rows at once. Beyond,
+Up to ``sample_rows`` rows (50,000 by default) everything is fitted on all rows at once. Beyond,
 the scan runs in two phases: the evidence, each detector's state and the combination are fitted
 on a seeded sample stratified by label; the sample's rows keep their own (out-of-fold) scores and
 every other row is scored in chunks of ``chunk_rows`` from the fitted state, with bounded
@@ -39,12 +39,13 @@ from poisonguard.errors import InputError
 from poisonguard.evidence import Evidence
 
 if TYPE_CHECKING:
+    from poisonguard.engine import Engine
     from poisonguard.selftest import SelfTest
 
 __all__ = ["CHUNK_ROWS", "SAMPLE_ROWS", "ScanReport", "scan"]
 
 Progress = Callable[[str], Any]
-SAMPLE_ROWS = 100_000  # fitted on all rows up to this many; beyond, on a sample of this many
+SAMPLE_ROWS = 50_000  # fitted on all rows up to this many; beyond, on a sample of this many
 CHUNK_ROWS = 100_000  # rows scored at once outside the sample
 _MIN_PER_CLASS = 50  # a sample keeps at least this many rows of every class (all, if fewer)
 
@@ -242,7 +243,7 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
          model: str | Any = "auto", embedder: str = "auto", k: int = 10, folds: int = 5,
          random_state: int = 0, progress: Progress | None = None,
          evidence: Evidence | None = None, sample_rows: int | None = None,
-         chunk_rows: int = CHUNK_ROWS) -> ScanReport:
+         chunk_rows: int = CHUNK_ROWS, engine: Engine | None = None) -> ScanReport:
     """Score every row of ``dataset`` for suspicion and flag the likely poisoned ones.
 
     ``detectors`` names detectors (default: all that apply; ``validation`` only with a
@@ -251,7 +252,9 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
     dataset (its settings are the scan's: passing any of ``model``, ``embedder``, ``k``,
     ``folds``, ``reference``, ``random_state``, ``progress`` or ``sample_rows`` with it is an
     error). ``sample_rows`` (default :data:`SAMPLE_ROWS`) bounds the rows the evidence is fitted
-    on; more rows are scored in chunks of ``chunk_rows`` (module docstring). Same inputs and
+    on; more rows are scored in chunks of ``chunk_rows`` (module docstring), on ``engine``
+    (:func:`poisonguard.engine.get_engine`; default: this process) — a Dask engine scores the
+    chunks on its workers from the same fitted state, with the same results. Same inputs and
     ``random_state`` give the same table.
     """
     if not isinstance(dataset, Dataset):
@@ -278,7 +281,7 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
     if evidence is None and dataset.n_rows > max(limit, 2):
         return _sampled_scan(dataset, names, n_budget, limit, chunk, reference=reference,
                              model=model, embedder=embedder, k=k, folds=folds,
-                             random_state=random_state, progress=progress)
+                             random_state=random_state, progress=progress, engine=engine)
     start = time.perf_counter()
     ev = evidence if evidence is not None else Evidence(
         dataset, model=model, embedder=embedder, k=k, folds=folds, reference=reference,
@@ -382,7 +385,8 @@ def _sample_rows(dataset: Dataset, size: int, random_state: int) -> np.ndarray:
 
 def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limit: int,
                   chunk: int, *, reference: Dataset | None, model: str | Any, embedder: str,
-                  k: int, folds: int, random_state: int, progress: Progress | None) -> ScanReport:
+                  k: int, folds: int, random_state: int, progress: Progress | None,
+                  engine: Engine | None) -> ScanReport:
     """The two-phase scan of a file larger than ``limit`` rows (module docstring)."""
     start = time.perf_counter()
     n = dataset.n_rows
@@ -421,15 +425,22 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
     in_sample = np.zeros(n, dtype=bool)
     in_sample[sample] = True
     rest = np.flatnonzero(~in_sample)
-    n_chunks = 1 + -(-len(rest) // chunk)
-    for i, begin in enumerate(range(0, len(rest), chunk)):
-        rows = rest[begin:begin + chunk]
-        if progress is not None:
-            progress(f"chunk {i + 1} of {n_chunks - 1}")
+    blocks = [rest[begin:begin + chunk] for begin in range(0, len(rest), chunk)]
+    n_chunks = 1 + len(blocks)
+    runner = engine if engine is not None else _local_engine()
+    if runner.name != "local":  # fitted once here, not once per worker
+        _warm(ev)
+    shared = (comb, {name: (det, state, None) for name, (det, state, _) in fitted.items()}, ev)
+    t0 = time.perf_counter()
+    pieces = runner.map_ordered(_chunk_task, (dataset.take(rows) for rows in blocks),
+                                shared=shared)
+    for i, (rows, piece) in enumerate(zip(blocks, pieces, strict=True)):
         # scored, combined and explained at once: the chunk's view is gone before the next one
-        piece = _score_piece(comb, fitted, ev.view(dataset.take(rows)))
-        timings["score chunks"] = timings.get("score chunks", 0.0) + piece.seconds
+        if progress is not None:
+            progress(f"chunk {i + 1} of {len(blocks)} scored")
         _store(piece, rows, raw, cal, score, flagged, reasons, tops)
+    if blocks:
+        timings["score chunks"] = time.perf_counter() - t0
     _store(_score_piece(comb, fitted, own, {name: f[2] for name, f in fitted.items()}), sample,
            raw, cal, score, flagged, reasons, tops)
     threshold = THRESHOLD
@@ -446,7 +457,8 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
                       notes=tuple(ev.notes), versions=_versions(), seed=random_state,
                       weights={name: round(float(w), 4)
                                for name, w in zip(comb.names, comb.weights, strict=True)},
-                      regime=_regime(ev, n, chunks=n_chunks, chunk_rows=chunk))
+                      regime={**_regime(ev, n, chunks=n_chunks, chunk_rows=chunk),
+                              "engine": runner.name})
 
 
 @dataclass(frozen=True)
@@ -459,14 +471,12 @@ class _Piece:
     score: np.ndarray
     flagged: np.ndarray
     reasons: Mapping[int, tuple[str, str]]
-    seconds: float
 
 
 def _score_piece(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], view: Any,
                  scores: Mapping[str, Any] | None = None) -> _Piece:
     """Score (unless ``scores`` are given), combine and explain the rows of ``view``: all a
     worker does for its chunk, from the fitted state alone."""
-    t0 = time.perf_counter()
     if scores is None:
         pool = max(det.neighbor_pool(view.evidence) for det, _, _ in fitted.values())
         if pool:  # one neighbour query serves every detector
@@ -482,8 +492,31 @@ def _score_piece(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], 
         if len(local):
             lines = fitted[name][0].reasons(view, scores[name], local)
             why.update({int(r): (name, f"{name}: {line}") for r, line in zip(local, lines, strict=True)})
-    return _Piece(piece_raw, comb.calibrated(piece_raw), combined.score, combined.flagged, why,
-                  time.perf_counter() - t0)
+    return _Piece(piece_raw, comb.calibrated(piece_raw), combined.score, combined.flagged, why)
+
+
+def _chunk_task(shared: tuple[Combination, Mapping[str, tuple[Any, Any, Any]], Evidence],
+                chunk: Dataset) -> _Piece:
+    """What an engine runs per chunk (in this process or on a worker)."""
+    comb, fitted, ev = shared
+    return _score_piece(comb, fitted, ev.view(chunk))
+
+
+def _local_engine() -> Engine:
+    from poisonguard.engine import LocalEngine
+
+    return LocalEngine()
+
+
+def _warm(ev: Evidence) -> None:
+    """Fit, before the evidence is shipped, what viewing new rows will need: the refitted
+    probability model and the neighbour indexes' cells (for the fields the sample used)."""
+    if "proba" in ev.__dict__:
+        _ = ev.fitted_proba
+    if "neighbors" in ev.__dict__:
+        ev.neighbor_index.prepare()
+    if "feature_neighbors" in ev.__dict__:
+        ev.feature_index.prepare()
 
 
 def _store(piece: _Piece, rows: np.ndarray, raw: dict[str, np.ndarray], cal: dict[str, np.ndarray],

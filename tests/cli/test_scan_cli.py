@@ -403,3 +403,28 @@ def test_self_test_rate_out_of_range_is_one_line(
                 str(tmp_path / "o"))
     assert run.code == 2
     assert "--self-test-rate must be in (0, 0.2]" in run.err and "Traceback" not in run.err
+
+
+def test_sampled_scan_from_the_command_line_records_its_regime(
+        cancer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _scan(capsys, str(cancer), *FAST, "--sample-rows", "120", "--out", str(tmp_path / "o"))
+    assert run.code == 0, run.err
+    regime = json.loads((tmp_path / "o" / "report.json").read_text())["summary"]["regime"]
+    assert regime["sampled"] and regime["rows"] == 300 and regime["engine"] == "local"
+    assert 120 <= regime["fitted_rows"] < 300  # at least 50 rows of each class
+    scores = pd.read_csv(tmp_path / "o" / "scores.csv", keep_default_na=False)
+    assert len(scores) == 300 and scores["score"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--engine", "spark"], "--engine must be one of local, dask (got 'spark')"),
+    (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler tcp://127.0.0.1:1: a scheduler is only "
+                                           "used with --engine dask"),
+])
+def test_bad_engine_is_one_line_before_any_work(cancer: Path, tmp_path: Path, argv: list[str],
+                                                message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    run = _scan(capsys, str(cancer), *argv, "--out", str(tmp_path / "o"))
+    assert run.code == 2
+    assert run.err == f"error: {message}\n"
+    assert not (tmp_path / "o").exists()

@@ -320,6 +320,18 @@ def scan(
                                                        "KEY=VALUE (repeatable).")] = None,
     model_out: Annotated[Path | None, Opt(help="Folder for the --harden model (default: "
                                                "OUT/model).")] = None,
+    sample_rows: Annotated[int, Opt(help="Fit the proxies and detectors on at most this many "
+                                         "rows (a seeded sample stratified by label) and score "
+                                         "the rest in chunks from what was fitted.",
+                                    min=2)] = 50_000,
+    engine: Annotated[str, Opt("--engine", metavar="local|dask",
+                               help="Where chunks outside the sample are scored: 'local' (this "
+                                    "process) or 'dask' (a Dask cluster, same results; needs "
+                                    "poisonguard[dask]).")] = "local",
+    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
+                                         help="Dask scheduler address (tcp://HOST:8786) for "
+                                              "--engine dask; default: a local cluster with a "
+                                              "worker per CPU.")] = None,
 ) -> None:
     """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
     from poisonguard import io
@@ -331,6 +343,9 @@ def scan(
         raise InputError(f"--self-test-rate must be in (0, 0.2] (got {self_test_rate:g})")
     names = _detector_list(detectors)
     _check_out(out)
+    from poisonguard.engine import get_engine
+
+    runner = get_engine(engine, scheduler)  # a bad --engine or --scheduler fails before work
     if write_clean is not None:
         io.file_format(write_clean)
     defence = None
@@ -363,11 +378,14 @@ def scan(
             steps("hash rows")
             provenance = _fingerprint(data, before, label=label, id_col=id_col,
                                       source_col=source_col)
-        try:
+        try:  # a Dask cluster is started (or reached) only when there are chunks to score
             report = run_scan(ds, detectors=names, budget=n_budget, reference=ref, model=model,
-                              embedder=embedder, random_state=seed, progress=steps)
+                              embedder=embedder, random_state=seed, progress=steps,
+                              sample_rows=sample_rows, engine=runner)
         except InputError as exc:
             raise _qualify(data, ds, exc) from None
+        finally:
+            runner.close()
         if self_test:
             from dataclasses import replace
 

@@ -274,6 +274,11 @@ class NeighborIndex:
     def __len__(self) -> int:
         return len(self.Z)
 
+    def prepare(self) -> None:
+        """Build the cells now (before the index is shipped to workers), when queries use them."""
+        if not self.exact:
+            self._partition()
+
     def _partition(self) -> tuple[np.ndarray, list[np.ndarray]]:
         if self._cells is None:
             n = len(self.Z)
