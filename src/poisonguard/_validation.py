@@ -12,7 +12,7 @@ import numpy as np
 
 from poisonguard.errors import InputError
 
-__all__ = ["check_choice", "check_rng", "resolve_budget"]
+__all__ = ["check_choice", "check_flag_budget", "check_rng", "resolve_budget", "resolve_flag_budget"]
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -51,3 +51,39 @@ def resolve_budget(rate: float | None, count: int | None, n_rows: int, *, what: 
     if not 0.0 < float(rate) <= 1.0:
         raise InputError(f"'rate' must be in (0, 1] (got {rate})")
     return max(1, round(float(rate) * n_rows))
+
+
+def check_flag_budget(value: Any, option: str = "'budget'") -> float | int:
+    """A flag budget as given: a row count (a whole number >= 1) or a fraction in (0, 1); text
+    (a command-line value) is read as a number first. ``option`` names it in the error."""
+    raw = value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not math.isfinite(float(value)):
+        raise InputError(f"{option} must be a row count (e.g. 10) or a fraction in (0, 1) "
+                         f"(got {raw!r})")
+    b = float(value)
+    if b <= 0:
+        raise InputError(f"{option} must be > 0 (got {raw})")
+    if b < 1:
+        return b
+    if b != int(b):
+        raise InputError(f"{option} of 1 or more must be a whole number of rows (got {raw})")
+    return int(b)
+
+
+def resolve_flag_budget(budget: Any, n_rows: int, option: str = "'budget'") -> int | None:
+    """A flag budget (:func:`check_flag_budget`; ``None``: none) as a row count of ``n_rows``:
+    a fraction rounds to at least one row, a count may not exceed the rows."""
+    if budget is None:
+        return None
+    b = check_flag_budget(budget, option)
+    if isinstance(b, float):
+        return max(1, round(b * n_rows))
+    if b > n_rows:
+        raise InputError(f"{option} of {b} rows exceeds the {n_rows} rows scanned")
+    return b

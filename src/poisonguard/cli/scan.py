@@ -15,7 +15,6 @@ silences both. Tables go to stdout.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -98,22 +97,9 @@ class Steps:
 # ------------------------------------------------------------------------------ options
 def parse_budget(text: str | None) -> float | int | None:
     """``--budget`` as a row count (``10``) or a fraction in (0, 1) (``0.05``)."""
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InputError(f"--budget must be a row count (e.g. 10) or a fraction in (0, 1) "
-                         f"(got {text!r})")
-    if value <= 0:
-        raise InputError(f"--budget must be > 0 (got {text})")
-    if value < 1:
-        return value
-    if value != int(value):
-        raise InputError(f"--budget of 1 or more must be a whole number of rows (got {text})")
-    return int(value)
+    from poisonguard._validation import check_flag_budget
+
+    return None if text is None else check_flag_budget(text, "--budget")
 
 
 def _check_fail_on(fail_on: float | None) -> None:

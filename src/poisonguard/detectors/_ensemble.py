@@ -39,6 +39,7 @@ from scipy.optimize import brentq
 from scipy.stats import norm, rankdata
 from scipy.stats import t as student_t
 
+from poisonguard._validation import resolve_flag_budget
 from poisonguard.errors import InputError
 
 __all__ = ["ALPHA", "THRESHOLD", "Combination", "Combined", "calibrate", "combine",
@@ -118,21 +119,9 @@ def calibrate(scores: np.ndarray, kind: str, null: TailNull | None = None) -> np
 
 
 def resolve_scan_budget(budget: float | int | None, n_rows: int) -> int | None:
-    """A flag budget as a row count: ``None`` (choose), a count >= 1, or a fraction in (0, 1)."""
-    if budget is None:
-        return None
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
-        raise InputError(f"'budget' must be a row count or a fraction (got {budget!r})")
-    b = float(budget)
-    if not np.isfinite(b) or b <= 0:
-        raise InputError(f"'budget' must be > 0 (got {budget})")
-    if b < 1:
-        return max(1, round(b * n_rows))
-    if b != int(b):
-        raise InputError(f"'budget' above 1 must be a whole number of rows (got {budget})")
-    if b > n_rows:
-        raise InputError(f"'budget' of {int(b)} rows exceeds the {n_rows} rows scanned")
-    return int(b)
+    """A flag budget as a row count: ``None`` (choose), a count >= 1, or a fraction in (0, 1)
+    (:func:`poisonguard._validation.resolve_flag_budget`)."""
+    return resolve_flag_budget(budget, n_rows)
 
 
 @dataclass(frozen=True)
