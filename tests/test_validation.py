@@ -33,3 +33,18 @@ def test_flag_budget_as_rows() -> None:
     assert resolve_flag_budget(0.25, 100) == 25
     with pytest.raises(InputError, match="'budget' of 101 rows exceeds the 100 rows scanned"):
         resolve_flag_budget(101, 100)
+
+
+@pytest.mark.parametrize(("have", "want", "said"), [
+    (["a", "b"], ["a", "b"], None),
+    (["a", "c"], ["a", "b"], "missing 'b'; unexpected 'c'"),
+    (["a"], ["a", "b", "c"], "missing 'b', 'c'"),
+    (["b", "a"], ["a", "b"], "same columns in another order"),
+    (["a", "a", "b"], ["a", "b", "b"], "a column appears twice"),
+    ([f"x{i}" for i in range(8)], [], "unexpected 'x0', 'x1', 'x2', 'x3', 'x4'"),
+])
+def test_column_difference_says_what_differs(have: list[str], want: list[str],
+                                             said: str | None) -> None:
+    from poisonguard._validation import column_difference
+
+    assert column_difference(have, want) == said

@@ -6,13 +6,15 @@ Messages follow one pattern: "'name' must be <expected> (got <value>)".
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from poisonguard.errors import InputError
 
-__all__ = ["check_choice", "check_flag_budget", "check_rng", "resolve_budget", "resolve_flag_budget"]
+__all__ = ["check_choice", "check_flag_budget", "check_rng", "column_difference", "resolve_budget",
+           "resolve_flag_budget"]
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -87,3 +89,21 @@ def resolve_flag_budget(budget: Any, n_rows: int, option: str = "'budget'") -> i
     if b > n_rows:
         raise InputError(f"{option} of {b} rows exceeds the {n_rows} rows scanned")
     return b
+
+
+def column_difference(have: Sequence[object], want: Sequence[object]) -> str | None:
+    """How the columns ``have`` differ from the expected ``want`` — ``missing 'a', 'b';
+    unexpected 'c'`` (at most five names each), ``same columns in another order`` or ``a column
+    appears twice`` — or ``None`` when they are the same, in the same order."""
+    have, want = [str(c) for c in have], [str(c) for c in want]
+    if have == want:
+        return None
+    missing = [c for c in want if c not in have]
+    extra = [c for c in have if c not in want]
+    parts = ([f"missing {', '.join(map(repr, missing[:5]))}"] if missing else []) + (
+        [f"unexpected {', '.join(map(repr, extra[:5]))}"] if extra else [])
+    if parts:
+        return "; ".join(parts)
+    if len(set(have)) < len(have) or len(set(want)) < len(want):
+        return "a column appears twice"
+    return "same columns in another order"

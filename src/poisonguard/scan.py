@@ -570,15 +570,8 @@ def _check_reference(dataset: Dataset, reference: Dataset) -> None:
         raise InputError(f"reference is {reference.modality} data but the scanned data is "
                          f"{dataset.modality}")
     if dataset.modality == "tabular":
-        ours, theirs = list(dataset.feature_names), list(reference.feature_names)
-        if ours != theirs:
-            missing = [c for c in theirs if c not in ours]
-            extra = [c for c in ours if c not in theirs]
-            parts = []
-            if missing:
-                parts.append(f"missing {', '.join(map(str, missing[:5]))}")
-            if extra:
-                parts.append(f"not in the reference: {', '.join(map(str, extra[:5]))}")
-            if not parts:
-                parts.append("same columns in another order")
-            raise InputError(f"the data's columns differ from the reference's ({'; '.join(parts)})")
+        from poisonguard._validation import column_difference
+
+        differ = column_difference(dataset.feature_names, reference.feature_names)
+        if differ is not None:
+            raise InputError(f"the data's columns differ from the reference's ({differ})")

@@ -136,8 +136,8 @@ def test_tabular_batch_with_other_columns_exits_2(tmp_path: Path,
     assert main(["gate", str(batch), "--reference", str(ref), "--accepted",
                  str(tmp_path / "ok.csv"), "--quarantine", str(tmp_path / "q"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert err == (f"error: {batch}: the data's columns differ from the reference's (missing b; "
-                   f"not in the reference: c) (--reference {ref})\n")
+    assert err == (f"error: {batch}: the data's columns differ from the reference's (missing "
+                   f"'b'; unexpected 'c') (--reference {ref})\n")
     assert not (tmp_path / "q").exists() and not (tmp_path / "ok.csv").exists()
 
 

@@ -279,8 +279,8 @@ def test_reference_with_other_columns(cancer: Path, tmp_path: Path,
     ref = tmp_path / "ref.csv"
     pd.read_csv(cancer).rename(columns={"mean radius": "radius"}).to_csv(ref, index=False)
     line = _bad(tmp_path, capsys, cancer, "--reference", str(ref))
-    assert line == (f"error: --reference {ref}: its columns differ from {cancer}'s ({cancer} lacks "
-                    "radius; the reference lacks mean radius)")
+    assert line == (f"error: --reference {ref}: its columns differ from {cancer}'s (missing "
+                    "'mean radius'; unexpected 'radius')")
 
 
 def test_reference_of_another_modality(cancer: Path, tmp_path: Path,

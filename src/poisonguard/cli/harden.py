@@ -246,8 +246,10 @@ def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> Any:
     if columns and list(ds.feature_names) != columns:
         have = list(map(str, ds.feature_names))
         if sorted(have) != sorted(columns):
-            missing = [c for c in columns if c not in have] or [c for c in have if c not in columns]
-            raise InputError(f"{ds.name}: its columns differ from the model's ({', '.join(missing[:5])})")
+            from poisonguard._validation import column_difference
+
+            raise InputError(f"{ds.name}: its columns differ from the model's "
+                             f"({column_difference(have, columns)})")
         return encode(ds.frame()[columns].to_numpy(dtype=np.float64), frame=False, numeric=numeric,
                       categories=categories, fill=fill)
     if list(np.shape(ds.X)[1:]) != shape:

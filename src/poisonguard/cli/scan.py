@@ -130,14 +130,11 @@ def _check_reference(data: str, ds: Dataset, ref_path: str, ref: Dataset) -> Non
     if ds.modality == "image" and ref.X.shape[1:] != ds.X.shape[1:]:
         raise InputError(f"--reference {ref_path}: images of shape {ref.X.shape[1:]}, but {data} "
                          f"has {ds.X.shape[1:]}")
-    ours, theirs = list(ds.feature_names), list(ref.feature_names)
-    if ds.modality == "tabular" and ours != theirs:
-        missing = [c for c in theirs if c not in ours][:5]
-        extra = [c for c in ours if c not in theirs][:5]
-        parts = ([f"{data} lacks {', '.join(missing)}"] if missing else []) + (
-            [f"the reference lacks {', '.join(extra)}"] if extra else [])
-        raise InputError(f"--reference {ref_path}: its columns differ from {data}'s "
-                         f"({'; '.join(parts) or 'same columns in another order'})")
+    from poisonguard._validation import column_difference
+
+    differ = column_difference(ref.feature_names, ds.feature_names)
+    if ds.modality == "tabular" and differ is not None:
+        raise InputError(f"--reference {ref_path}: its columns differ from {data}'s ({differ})")
 
 
 def _check_classes(data: str, ds: Dataset, label: str) -> None:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from poisonguard._validation import column_difference
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError, IntegrityError
 
@@ -210,13 +211,10 @@ class Profile:
             return pd.DataFrame((flat - mean) @ axes.T, columns=[c.name for c in self.columns])
         frame = batch.frame()
         have, want = [str(c) for c in frame.columns], [c.name for c in self.columns]
-        if set(have) != set(want) or len(have) != len(want):
-            missing = [c for c in want if c not in have]
-            extra = [c for c in have if c not in want]
-            parts = ([f"missing {', '.join(map(repr, missing[:5]))}"] if missing else []) + (
-                [f"unexpected {', '.join(map(repr, extra[:5]))}"] if extra else [])
+        differ = column_difference(have, want)
+        if differ is not None and differ != "same columns in another order":
             raise InputError(f"{where}: columns differ from the profile of '{self.name}' "
-                             f"({'; '.join(parts) or 'a column appears twice'})")
+                             f"({differ})")
         out = {}
         for col in self.columns:
             values = frame[col.name]
