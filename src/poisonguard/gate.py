@@ -89,7 +89,7 @@ def combine_with_reference(reference: Dataset, batch: Dataset) -> Dataset:
 
 def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
          provenance_problems: list[str] | None = None, max_drift: float = 0.3,
-         random_state: int = 0, progress: Any = None) -> GateResult:
+         random_state: int = 0, progress: Any = None, engine: Any = None) -> GateResult:
     """Validate, check drift and scan ``batch`` against the trusted ``reference``.
 
     ``profile`` is a :class:`poisonguard.monitor.Profile` of the reference (fitted here when
@@ -122,7 +122,8 @@ def gate(batch: Dataset, reference: Dataset, *, profile: Any = None,
                           provenance, None, timings)
     t0 = time.perf_counter()
     both = combine_with_reference(reference, batch)
-    report = scan(both, reference=reference, random_state=random_state, progress=progress)
+    report = scan(both, reference=reference, random_state=random_state, progress=progress,
+                  engine=engine)
     timings["scan"] = time.perf_counter() - t0
     rows = slice(reference.n_rows, None)
     flagged = np.asarray(report.flagged[rows], dtype=bool)

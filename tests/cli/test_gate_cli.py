@@ -187,3 +187,11 @@ def test_outputs_are_checked_before_the_quarantine_folder_is_made(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
         assert sorted(p.name for p in tmp_path.rglob("*")) == listing  # no q/ made
+
+
+def test_bad_engine_fails_before_any_work(digits_files: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert _run(digits_files, tmp_path, "--engine", "spark") == 2
+    assert capsys.readouterr().err == "error: --engine must be one of local, dask (got 'spark')\n"
+    assert not (tmp_path / "q").exists() and not (tmp_path / "accepted.npz").exists()

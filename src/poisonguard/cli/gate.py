@@ -78,13 +78,22 @@ def gate(
     seed: Annotated[int, Opt("--seed", min=0, max=SEED_MAX)] = 0,
     dry_run: Annotated[bool, Opt("--dry-run", help="Decide and print; write nothing.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
+    engine: Annotated[str, Opt("--engine", metavar="local|dask",
+                               help="Where --manifest is verified and the scan's chunks outside "
+                                    "its fitted sample are scored: 'local' or 'dask' (same "
+                                    "results; needs poisonguard[dask]).")] = "local",
+    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
+                                         help="Dask scheduler address for --engine dask; "
+                                              "default: a local cluster.")] = None,
 ) -> None:
     """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined."""
     from poisonguard.cli.scan import Steps
+    from poisonguard.engine import get_engine
     from poisonguard.gate import check_schema
     from poisonguard.gate import gate as run_gate
     from poisonguard.provenance import keys
 
+    runner = get_engine(engine, scheduler)  # a bad --engine or --scheduler fails before work
     _check_paths(batch, [reference, profile, manifest, pubkey, ledger, key], accepted, quarantine)
     if pubkey is not None and manifest is None:
         raise InputError("--pubkey needs --manifest (the manifest whose signature it checks)")
@@ -120,7 +129,7 @@ def gate(
                 steps("verify provenance")
                 from poisonguard.provenance.verify import verify
 
-                problems = verify(batch, manifest, public_key=public).problems
+                problems = verify(batch, manifest, public_key=public, engine=runner).problems
             prof = None
             if profile is not None:
                 from poisonguard.monitor import Profile
@@ -128,11 +137,13 @@ def gate(
                 prof = Profile.read(profile)
             steps("drift and scan")
             result = run_gate(ds, ref, profile=prof, provenance_problems=problems,
-                              max_drift=max_drift, random_state=seed, progress=steps)
+                              max_drift=max_drift, random_state=seed, progress=steps,
+                              engine=runner)
             if not dry_run:
                 steps("write")
                 _write(result, ds, batch, accepted, quarantine, book, private)
     finally:
+        runner.close()
         if book is not None:
             book.close()
     _report(result, batch, accepted, quarantine, dry_run)
