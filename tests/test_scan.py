@@ -62,16 +62,29 @@ def test_budget_is_a_top_k_over_all_chunks(poisoned: tuple[object, np.ndarray]) 
 
 
 def test_one_phase_detectors_are_left_out_of_a_sampled_scan_with_a_reason(
-        poisoned: tuple[object, np.ndarray]) -> None:
-    from poisonguard.detectors import DETECTORS
+        poisoned: tuple[object, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detector that scores only its fitted rows (``two_phase = False``: a user's own, say)
+    runs in a one-shot scan and is left out of a sampled one, saying why."""
+    import sys
 
-    one_phase = sorted(n for n, cls in DETECTORS.items()
-                       if not cls.two_phase and n not in ("association", "validation"))
-    if not one_phase:
-        pytest.skip("every detector is two-phase")
+    from poisonguard.detectors import get_detector
+    from poisonguard.detectors.outlier import Outlier
+
+    class FittedRowsOnly(Outlier):
+        two_phase = False
+
+        def suspicion(self, evidence: Evidence) -> np.ndarray:
+            return Outlier().score(evidence.view(), Outlier().fit(evidence)).suspicion
+
+    module = sys.modules["poisonguard.scan"]
+    monkeypatch.setattr(module, "get_detector",
+                        lambda name: FittedRowsOnly() if name == "outlier" else get_detector(name))
     ds, _ = poisoned
-    rep = scan(ds, detectors=["outlier", one_phase[0]], sample_rows=600)  # type: ignore[arg-type]
-    assert "fitted on" in rep.skipped[one_phase[0]]
+    whole = scan(ds, detectors=["outlier", "label"])  # type: ignore[arg-type]
+    assert whole.detectors == ("outlier", "label")
+    part = scan(ds, detectors=["outlier", "label"], sample_rows=600)  # type: ignore[arg-type]
+    assert part.detectors == ("label",)
+    assert part.skipped["outlier"].startswith("scores only the rows it was fitted on")
 
 
 def test_evidence_with_other_settings_is_an_error_not_a_silent_drop() -> None:

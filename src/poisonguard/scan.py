@@ -286,27 +286,11 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
     ev = evidence if evidence is not None else Evidence(
         dataset, model=model, embedder=embedder, k=k, folds=folds, reference=reference,
         random_state=random_state, progress=progress)
-    raw: dict[str, np.ndarray] = {}
-    calibrated: dict[str, np.ndarray] = {}
-    skipped: dict[str, str] = {}
-    timings: dict[str, float] = {}
-    found: dict[str, Any] = {}
     view = ev.view()
-    for name in names:
-        det = get_detector(name)
-        why = det.applies(ev)
-        if why is not None:
-            skipped[name] = why
-            continue
-        if progress is not None:
-            progress(f"detector {name}")
-        t0 = time.perf_counter()
-        scored = det.score(view, det.fit(ev))
-        _check_scores(name, scored.suspicion, dataset.n_rows)
-        timings[f"detector {name}"] = time.perf_counter() - t0
-        raw[name] = np.asarray(scored.suspicion, dtype=np.float64)
-        calibrated[name] = calibrate(raw[name], det.calibration)
-        found[name] = (det, scored)
+    fitted, skipped, timings = _fit_detectors(names, ev, progress, sampled=None)
+    found = {name: (det, scored) for name, (det, _, scored) in fitted.items()}
+    raw = {name: np.asarray(scored.suspicion, dtype=np.float64) for name, (_, scored) in found.items()}
+    calibrated = {name: calibrate(raw[name], found[name][0].calibration) for name in raw}
     combined = combine(raw, calibrated, dataset.n_rows, n_budget)
     reasons = np.full(dataset.n_rows, "", dtype=object)
     tops = np.full(dataset.n_rows, "", dtype=object)
@@ -326,6 +310,36 @@ def scan(dataset: Dataset, *, detectors: Sequence[str] | str | None = None,
                       timings=timings, notes=tuple(ev.notes), versions=_versions(),
                       seed=ev.random_state, weights=combined.weights,
                       regime=_regime(ev, dataset.n_rows, chunks=1, chunk_rows=dataset.n_rows))
+
+
+def _fit_detectors(names: Sequence[str], ev: Evidence, progress: Progress | None, *,
+                   sampled: int | None) -> tuple[dict[str, tuple[Any, Any, Any]],
+                                                 dict[str, str], dict[str, float]]:
+    """Fit each detector that applies on ``ev`` and score its fitted rows: ``(detector, state,
+    scores)`` by name, the skipped ones with why, seconds per detector. ``sampled`` (the sample
+    size of a two-phase scan) leaves out detectors that score only their fitted rows."""
+    fitted: dict[str, tuple[Any, Any, Any]] = {}
+    skipped: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    own = ev.view()
+    for name in names:
+        det = get_detector(name)
+        why = det.applies(ev)
+        if why is None and sampled is not None and not det.two_phase:
+            why = (f"scores only the rows it was fitted on: left out of a scan of more than "
+                   f"{sampled:,} rows")
+        if why is not None:
+            skipped[name] = why
+            continue
+        if progress is not None:
+            progress(f"detector {name}")
+        t0 = time.perf_counter()
+        state = det.fit(ev)
+        scored = det.score(own, state)
+        _check_scores(name, scored.suspicion, ev.n_rows)
+        fitted[name] = (det, state, scored)
+        timings[f"detector {name}"] = time.perf_counter() - t0
+    return fitted, skipped, timings
 
 
 def _positive(name: str, value: Any) -> int:
@@ -394,27 +408,8 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
     ev = Evidence(dataset.take(sample), model=model, embedder=embedder, k=k, folds=folds,
                   reference=reference, random_state=random_state, progress=progress,
                   classes=dataset.classes)
-    timings: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    fitted: dict[str, tuple[Any, Any, Any]] = {}  # name -> (detector, state, sample scores)
     own = ev.view()
-    for name in names:
-        det = get_detector(name)
-        why = det.applies(ev)
-        if why is None and not det.two_phase:
-            why = (f"scores only the rows it was fitted on: left out of a scan of more than "
-                   f"{limit:,} rows")
-        if why is not None:
-            skipped[name] = why
-            continue
-        if progress is not None:
-            progress(f"detector {name}: fit")
-        t0 = time.perf_counter()
-        state = det.fit(ev)
-        scored = det.score(own, state)
-        _check_scores(name, scored.suspicion, ev.n_rows)
-        fitted[name] = (det, state, scored)
-        timings[f"detector {name}"] = time.perf_counter() - t0
+    fitted, skipped, timings = _fit_detectors(names, ev, progress, sampled=limit)
     comb = fit_combination({name: f[2].suspicion for name, f in fitted.items()},
                            {name: f[0].calibration for name, f in fitted.items()}, n)
     raw = {name: np.empty(n) for name in comb.names}

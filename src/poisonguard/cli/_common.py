@@ -14,8 +14,8 @@ from poisonguard.errors import InputError, IntegrityError, PoisonguardError
 if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "fail",
-           "fail_integrity", "load_data", "run_app"]
+__all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "engine_option",
+           "fail", "fail_integrity", "load_data", "run_app", "scheduler_option"]
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
 SEED_MAX = 2**32 - 1  # numpy and scikit-learn seeds: 0 .. 2**32 - 1
@@ -123,3 +123,18 @@ def echo_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
     Console(width=160).print(table)
+
+
+def engine_option(where: str) -> Any:
+    """``--engine local|dask``; ``where`` says what runs on it (for the help text)."""
+    return typer.Option("--engine", metavar="local|dask",
+                        help=f"Where {where}: 'local' (this process) or 'dask' (a Dask cluster, "
+                             "same results; needs poisonguard[dask]).")
+
+
+def scheduler_option() -> Any:
+    """``--scheduler ADDRESS`` for ``--engine dask``."""
+    return typer.Option("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler address (tcp://HOST:8786) for --engine dask; "
+                             "default: a local cluster with a worker per CPU. Workers must see "
+                             "the data at the same path.")

@@ -18,7 +18,14 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import (
+    SEED_MAX,
+    app,
+    echo_table,
+    engine_option,
+    load_data,
+    scheduler_option,
+)
 from poisonguard.cli.trace import passphrase_from
 from poisonguard.errors import InputError
 
@@ -78,13 +85,9 @@ def gate(
     seed: Annotated[int, Opt("--seed", min=0, max=SEED_MAX)] = 0,
     dry_run: Annotated[bool, Opt("--dry-run", help="Decide and print; write nothing.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
-    engine: Annotated[str, Opt("--engine", metavar="local|dask",
-                               help="Where --manifest is verified and the scan's chunks outside "
-                                    "its fitted sample are scored: 'local' or 'dask' (same "
-                                    "results; needs poisonguard[dask]).")] = "local",
-    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
-                                         help="Dask scheduler address for --engine dask; "
-                                              "default: a local cluster.")] = None,
+    engine: Annotated[str, engine_option("--manifest is verified and the scan's chunks are "
+                                         "scored")] = "local",
+    scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
     """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined."""
     from poisonguard.cli.scan import Steps

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import (
+    EXIT_FINDINGS,
+    SEED_MAX,
+    app,
+    echo_table,
+    engine_option,
+    load_data,
+    scheduler_option,
+)
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -307,14 +315,8 @@ def scan(
                                          "rows (a seeded sample stratified by label) and score "
                                          "the rest in chunks from what was fitted.",
                                     min=2)] = 50_000,
-    engine: Annotated[str, Opt("--engine", metavar="local|dask",
-                               help="Where chunks outside the sample are scored: 'local' (this "
-                                    "process) or 'dask' (a Dask cluster, same results; needs "
-                                    "poisonguard[dask]).")] = "local",
-    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
-                                         help="Dask scheduler address (tcp://HOST:8786) for "
-                                              "--engine dask; default: a local cluster with a "
-                                              "worker per CPU.")] = None,
+    engine: Annotated[str, engine_option("chunks outside the fitted sample are scored")] = "local",
+    scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
     """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
     from poisonguard import io

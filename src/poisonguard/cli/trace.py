@@ -15,7 +15,13 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import app, echo_table, fail_integrity
+from poisonguard.cli._common import (
+    app,
+    echo_table,
+    engine_option,
+    fail_integrity,
+    scheduler_option,
+)
 from poisonguard.errors import InputError, IntegrityError
 
 __all__ = ["attest", "diff", "keygen", "manifest", "sources", "verify"]
@@ -50,12 +56,6 @@ def keygen(
     typer.echo(f"wrote {priv} (private, mode 0600) and {pub}; key id {keys.key_id(key)}")
 
 
-_ENGINE_HELP = ("Where rows are hashed: 'local' (this process) or 'dask' (a Dask cluster, "
-                "same answers; needs poisonguard[dask]).")
-_SCHEDULER_HELP = ("Dask scheduler address (tcp://HOST:8786) for --engine dask; default: a "
-                   "local cluster with a worker per CPU. Workers must see DATA at the same path.")
-
-
 @app.command()
 def manifest(
     data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, a folder of Parquet "
@@ -68,9 +68,8 @@ def manifest(
     source_col: Annotated[str | None, Opt("--source-col", help="Source column.")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign with this private key.")] = None,
     passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
-    engine: Annotated[str, Opt("--engine", metavar="local|dask", help=_ENGINE_HELP)] = "local",
-    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
-                                         help=_SCHEDULER_HELP)] = None,
+    engine: Annotated[str, engine_option("rows are hashed")] = "local",
+    scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
     """Hash every row and write a (signed) manifest with a Merkle root over the rows."""
     from poisonguard.engine import get_engine
@@ -112,9 +111,8 @@ def verify(
                                         "check.")],
     manifest_path: Annotated[Path, typer.Argument(metavar="MANIFEST", help="Its manifest.")],
     pubkey: Annotated[Path | None, Opt("--pubkey", help="Require a signature by this key.")] = None,
-    engine: Annotated[str, Opt("--engine", metavar="local|dask", help=_ENGINE_HELP)] = "local",
-    scheduler: Annotated[str | None, Opt("--scheduler", metavar="ADDRESS",
-                                         help=_SCHEDULER_HELP)] = None,
+    engine: Annotated[str, engine_option("rows are hashed")] = "local",
+    scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
     """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed (each
     problem on stdout, the first on stderr)."""

@@ -146,6 +146,20 @@ def _auroc(truth: np.ndarray, ranks: np.ndarray) -> float:
     return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+def _weights(flagged: np.ndarray, ranks: list[np.ndarray]) -> np.ndarray:
+    """Each detector's weight: its AUROC at separating the flagged rows (pseudo-labels) less
+    0.5, squared, normalised; equal weights with too few pseudo-labels or no signal."""
+    pseudo = int(flagged.sum())
+    if _MIN_PSEUDO <= pseudo <= len(flagged) - _MIN_PSEUDO:
+        weights = np.array([max(0.0, _auroc(flagged, r) - 0.5) ** 2 for r in ranks])
+    else:
+        weights = np.ones(len(ranks))
+    if weights.sum() <= 1e-12:
+        weights = np.ones(len(ranks))
+    out: np.ndarray = weights / weights.sum()
+    return out
+
+
 def combine(raw: Mapping[str, np.ndarray], calibrated: Mapping[str, np.ndarray], n_rows: int,
             budget: int | None = None) -> Combined:
     """Combine detector scores (see the module docstring) and flag rows (own threshold or
@@ -160,13 +174,7 @@ def combine(raw: Mapping[str, np.ndarray], calibrated: Mapping[str, np.ndarray],
     flagged = evidence >= THRESHOLD
     ranks = [rankdata(np.asarray(raw[n], dtype=np.float64)) for n in names]
     pseudo = int(flagged.sum())
-    if _MIN_PSEUDO <= pseudo <= n_rows - _MIN_PSEUDO:
-        weights = np.array([max(0.0, _auroc(flagged, r) - 0.5) ** 2 for r in ranks])
-    else:
-        weights = np.ones(len(names))
-    if weights.sum() <= 1e-12:
-        weights = np.ones(len(names))
-    weights = weights / weights.sum()
+    weights = _weights(flagged, ranks)
     units = np.stack([(r - 1.0) / max(n_rows, 1) for r in ranks], axis=1)  # in [0, 1)
     T = np.clip(units @ weights, 0.0, 1.0 - 1e-9)
     # how close the strongest evidence came to flagging the row leads, the weighted rank breaks
@@ -252,15 +260,8 @@ def fit_combination(raw: Mapping[str, np.ndarray], kinds: Mapping[str, str],
     cal = np.stack([calibrate(raw[n], kinds[n], null) for n, null in zip(names, nulls, strict=True)],
                    axis=1)
     flagged = cal.max(axis=1) >= THRESHOLD
-    m = len(flagged)
     ranks = [rankdata(np.asarray(raw[n], dtype=np.float64)) for n in names]
-    pseudo = int(flagged.sum())
-    if _MIN_PSEUDO <= pseudo <= m - _MIN_PSEUDO:
-        weights = np.array([max(0.0, _auroc(flagged, r) - 0.5) ** 2 for r in ranks])
-    else:
-        weights = np.ones(len(names))
-    if weights.sum() <= 1e-12:
-        weights = np.ones(len(names))
     return Combination(names=names, kinds=tuple(kinds[n] for n in names), nulls=nulls,
                        sorted_raw=tuple(np.sort(np.asarray(raw[n], dtype=np.float64)) for n in names),
-                       weights=weights / weights.sum(), pseudo=pseudo, n_rows=int(n_rows))
+                       weights=_weights(flagged, ranks), pseudo=int(flagged.sum()),
+                       n_rows=int(n_rows))
