@@ -122,3 +122,14 @@ def test_dask_engine_scores_chunks_on_workers_with_the_same_answers(
     assert local.summary()["regime"]["engine"] == "local"
     assert local.table.to_csv().encode() == remote.table.to_csv().encode()
     assert local.skipped == remote.skipped
+
+
+def test_chunks_scored_side_by_side_give_the_same_table(poisoned: tuple[object, np.ndarray]) -> None:
+    """The local engine scores chunks on a few threads once the shared state is fitted: the
+    table is the same as one chunk after the other."""
+    from poisonguard.engine import LocalEngine
+
+    ds, _ = poisoned
+    one = scan(ds, sample_rows=600, chunk_rows=200, engine=LocalEngine(threads=1))  # type: ignore[arg-type]
+    three = scan(ds, sample_rows=600, chunk_rows=200, engine=LocalEngine(threads=3))  # type: ignore[arg-type]
+    assert one.table.to_csv().encode() == three.table.to_csv().encode()

@@ -112,11 +112,29 @@ class LocalEngine(Engine):
     def close(self) -> None:
         """Nothing to release."""
 
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
     def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
                     shared: Any) -> Iterator[Any]:
-        """One item after the other in this process."""
-        for item in items:
-            yield fn(shared, item)
+        """Items on ``threads`` threads of this process (default: one per CPU, at most 4), at
+        most two per thread in flight, results in order. ``fn`` must only read ``shared``."""
+        threads = self.threads or min(4, _cpus())
+        if threads <= 1:
+            for item in items:
+                yield fn(shared, item)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = iter(items)
+        with ThreadPoolExecutor(threads) as pool:
+            pending = deque(pool.submit(fn, shared, item) for item in islice(todo, 2 * threads))
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(todo, _DONE)
+                if nxt is not _DONE:
+                    pending.append(pool.submit(fn, shared, nxt))
+                yield result
 
     @staticmethod
     def _parts(src: Source, roles: Roles) -> Iterator[HashedRows]:

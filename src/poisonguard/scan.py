@@ -423,8 +423,7 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
     blocks = [rest[begin:begin + chunk] for begin in range(0, len(rest), chunk)]
     n_chunks = 1 + len(blocks)
     runner = engine if engine is not None else _local_engine()
-    if runner.name != "local":  # fitted once here, not once per worker
-        _warm(ev)
+    _warm(ev)  # fitted once here, not once per thread or worker
     shared = (comb, {name: (det, state, None) for name, (det, state, _) in fitted.items()}, ev)
     t0 = time.perf_counter()
     pieces = runner.map_ordered(_chunk_task, (dataset.take(rows) for rows in blocks),
@@ -504,8 +503,9 @@ def _local_engine() -> Engine:
 
 
 def _warm(ev: Evidence) -> None:
-    """Fit, before the evidence is shipped, what viewing new rows will need: the refitted
-    probability model and the neighbour indexes' cells (for the fields the sample used)."""
+    """Fit, before chunks are scored side by side (threads, workers), what viewing new rows
+    will need: the refitted probability model and the neighbour indexes' cells (for the fields
+    the sample used); after this, scoring only reads the evidence."""
     if "proba" in ev.__dict__:
         _ = ev.fitted_proba
     if "neighbors" in ev.__dict__:
