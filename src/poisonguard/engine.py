@@ -68,7 +68,8 @@ class Hashing:
 
 
 class Engine(ABC):
-    """Where rows are hashed; a context manager that releases what it started."""
+    """Where rows are hashed and a scan's chunks scored; a context manager that releases what
+    it started."""
 
     name: ClassVar[str]
 
@@ -96,9 +97,13 @@ class Engine(ABC):
 
 
 class LocalEngine(Engine):
-    """Hash in this process, one chunk at a time (memory bounded by the chunk)."""
+    """Hash in this process, one chunk at a time (memory bounded by the chunk); score a scan's
+    chunks on ``threads`` threads of this process."""
 
     name = "local"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
 
     def hash_rows(self, data: str, roles: Roles) -> Hashing:
         from poisonguard.provenance.hashing import file_sha256
@@ -111,9 +116,6 @@ class LocalEngine(Engine):
 
     def close(self) -> None:
         """Nothing to release."""
-
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads
 
     def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
                     shared: Any) -> Iterator[Any]:
