@@ -279,23 +279,25 @@ class DaskEngine(Engine):
         pending: deque[Any] = deque()
         todo = iter(items)
 
-        def submit(item: Any) -> Any:  # data goes as data, not inside the task graph
-            return client.submit(fn, common, client.scatter([item], hash=False)[0], pure=False)
+        def submit(item: Any) -> tuple[Any, Any]:  # data goes as data, not in the task graph
+            data = client.scatter([item], hash=False)[0]
+            return client.submit(fn, common, data, pure=False), data
 
         try:
             for item in islice(todo, window):
                 pending.append(submit(item))
             while pending:
-                future = pending.popleft()
+                future, data = pending.popleft()
                 result = future.result()
-                future.release()
+                future.release()  # the chunk and its result leave the worker's memory now
+                data.release()
                 nxt = next(todo, _DONE)
                 if nxt is not _DONE:
                     pending.append(submit(nxt))
                 yield result
         finally:
             if pending:
-                client.cancel(list(pending))
+                client.cancel([f for pair in pending for f in pair])
             common.release()
 
     def _stream(self, client: Any, plan: list[Partition], roles: Roles, waits: list[Any],
