@@ -423,7 +423,8 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
     blocks = [rest[begin:begin + chunk] for begin in range(0, len(rest), chunk)]
     n_chunks = 1 + len(blocks)
     runner = engine if engine is not None else _local_engine()
-    _warm(ev)  # fitted once here, not once per thread or worker
+    if blocks:
+        _warm(ev)  # fitted once here, not once per thread or worker
     shared = (comb, {name: (det, state, None) for name, (det, state, _) in fitted.items()}, ev)
     t0 = time.perf_counter()
     pieces = runner.map_ordered(_chunk_task, (dataset.take(rows) for rows in blocks),
