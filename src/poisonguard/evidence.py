@@ -350,7 +350,7 @@ class View:
         """Per-epoch losses of fitted rows; the fitted network's loss ``(n, 1)`` for others."""
         if self.in_sample:
             return self.evidence.losses
-        p = self.evidence._network[2].proba(self.dataset, self.features)
+        p = self.evidence._network[2].proba(self.dataset, self.embedding)  # no second pass
         own = p[np.arange(self.n_rows), self.labels]
         out: np.ndarray = -np.log(np.clip(own, 1e-12, None))[:, None].astype(np.float32)
         return out

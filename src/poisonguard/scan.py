@@ -480,14 +480,15 @@ def _score_piece(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], 
         for name, sc in scores.items():
             _check_scores(name, sc.suspicion, view.n_rows)
     piece_raw = {name: np.asarray(scores[name].suspicion, dtype=np.float64) for name in comb.names}
-    combined = comb.apply(piece_raw)
+    piece_cal = comb.calibrated(piece_raw)
+    combined = comb.apply(piece_raw, piece_cal)
     why: dict[int, tuple[str, str]] = {}
     for j, name in enumerate(comb.names):
         local = np.flatnonzero(combined.flagged & (combined.top == j))
         if len(local):
             lines = fitted[name][0].reasons(view, scores[name], local)
             why.update({int(r): (name, f"{name}: {line}") for r, line in zip(local, lines, strict=True)})
-    return _Piece(piece_raw, comb.calibrated(piece_raw), combined.score, combined.flagged, why)
+    return _Piece(piece_raw, piece_cal, combined.score, combined.flagged, why)
 
 
 def _chunk_task(shared: tuple[Combination, Mapping[str, tuple[Any, Any, Any]], Evidence],

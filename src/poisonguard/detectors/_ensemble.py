@@ -229,10 +229,12 @@ class Combination:
                                 0.0, 1.0 - 1e-9))
         return np.stack(cols, axis=1)
 
-    def apply(self, raw: Mapping[str, np.ndarray]) -> Combined:
+    def apply(self, raw: Mapping[str, np.ndarray],
+              calibrated: Mapping[str, np.ndarray] | None = None) -> Combined:
         """Combined score, flags and the detector behind each row of a chunk (no budget: a
-        budget is a top-k over all chunks, see :func:`poisonguard.scan.scan`)."""
-        cal_map = self.calibrated(raw)
+        budget is a top-k over all chunks, see :func:`poisonguard.scan.scan`);
+        ``calibrated``: :meth:`calibrated` of ``raw`` when the caller has it already."""
+        cal_map = self.calibrated(raw) if calibrated is None else calibrated
         cal = np.stack([cal_map[n] for n in self.names], axis=1)
         evidence = cal.max(axis=1)
         flagged = evidence >= THRESHOLD

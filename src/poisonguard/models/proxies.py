@@ -258,13 +258,15 @@ class Embedder:
             out[part] = self._hidden(Z[part])
         return out
 
-    def proba(self, dataset: Dataset, features: Any) -> np.ndarray:
-        """Class probabilities ``(n, n_classes)`` of the proxy network."""
+    def proba(self, dataset: Dataset, hidden: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` of the proxy network for the rows of
+        ``dataset`` whose hidden layer (:meth:`embed`) is ``hidden`` (the MLP's output layer
+        reads it; the CNN runs on the images)."""
         if self.kind == "cnn":
             out = np.zeros((dataset.n_rows, self.n_classes))
             out[:, np.asarray(self.classes, dtype=np.int64)] = self.cnn.predict_proba(dataset.X)
             return out
-        logits = self._hidden(self._inputs(dataset, features)) @ self.weights[1] + self.biases[1]
+        logits = np.asarray(hidden, dtype=np.float64) @ self.weights[1] + self.biases[1]
         if logits.shape[1] == 1:  # scikit-learn's binary output: one logistic unit
             p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             two: np.ndarray = np.stack([1.0 - p1, p1], axis=1)
