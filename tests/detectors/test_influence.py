@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _data import fitted_and_flipped
 from poisonguard import Dataset
 from poisonguard.attacks import get_attack
 from poisonguard.datasets import load_dataset
@@ -55,18 +56,11 @@ def test_new_rows_with_a_flipped_label_score_above_the_fitted_rows() -> None:
     stay about as low as fitted ones. Measured on breast_cancer (fit on 70 %, every tenth new row
     flipped): every flipped row above the fitted 95th percentile (the lowest at the 98.7th), 3.3 %
     of the clean ones."""
-    ds = load_dataset("breast_cancer")
-    order = np.random.default_rng(0).permutation(ds.n_rows)
-    cut = int(0.7 * ds.n_rows)
-    ev = Evidence(ds.take(np.sort(order[:cut])), random_state=0, classes=ds.classes)
-    new = ds.take(np.sort(order[cut:]))
-    flip = np.arange(new.n_rows) % 10 == 0
-    y = np.asarray(new.y).copy()
-    y[flip] = 1 - y[flip]
+    ev, new, flip = fitted_and_flipped("breast_cancer")
     det = Influence()
     state = det.fit(ev)
     own = det.score(ev.view(), state).suspicion
-    view = ev.view(Dataset(np.asarray(new.X), y))
+    view = ev.view(new)
     assert view.losses.shape == (new.n_rows, 1)
     scored = det.score(view, state)
     p95 = np.quantile(own, 0.95)

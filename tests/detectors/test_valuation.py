@@ -9,6 +9,7 @@ from math import comb
 import numpy as np
 import pytest
 
+from _data import fitted_and_flipped
 from poisonguard import Dataset
 from poisonguard.attacks import get_attack
 from poisonguard.datasets import load_dataset
@@ -132,18 +133,11 @@ def test_new_rows_with_a_flipped_label_score_above_the_fitted_rows() -> None:
     as fitted ones do. Measured on digits (fit on 70 %, every tenth new row flipped): every
     flipped row above it (the lowest at the 98.5th percentile), 4.9 % of the clean ones; a new
     row is found in 10.4 fitted rows' lists on average (a fitted row is in 10)."""
-    ds = load_dataset("digits")
-    order = np.random.default_rng(0).permutation(ds.n_rows)
-    cut = int(0.7 * ds.n_rows)
-    ev = Evidence(ds.take(np.sort(order[:cut])), random_state=0, classes=ds.classes)
-    new = ds.take(np.sort(order[cut:]))
-    flip = np.arange(new.n_rows) % 10 == 0
-    y = np.asarray(new.y).copy()
-    y[flip] = (y[flip] + 1) % 10
+    ev, new, flip = fitted_and_flipped("digits")
     det = KnnShapley()
     state = det.fit(ev)
     own = det.score(ev.view(), state).suspicion
-    view = ev.view(Dataset(np.asarray(new.X), y))
+    view = ev.view(new)
     scored = det.score(view, state)
     p95 = np.quantile(own, 0.95)
     assert (scored.suspicion[flip] > p95).all()
