@@ -44,8 +44,7 @@ from poisonguard.provenance.partitions import (
     hash_chunks,
     hash_partition,
     open_source,
-    plan_csv,
-    plan_parquet,
+    plan,
 )
 
 if TYPE_CHECKING:
@@ -256,17 +255,11 @@ class DaskEngine(Engine):
         digest = None
         if src.fmt != "parquet-folder":
             digest = client.submit(file_sha256, files[0], pure=False)
-        plan: list[Partition] = []
-        if src.fmt == "csv":
-            plan = plan_csv(files[0], self.partition_rows, roles)
-            if len(plan) > 1:  # a whole-file read checks the shape itself
-                waits.append(client.submit(check_csv_shape, files[0], lines=False, pure=False))
-        else:
-            for f in files:
-                start = plan[-1].start + (plan[-1].rows or 0) if plan else 0
-                plan += plan_parquet(f, start, self.partition_rows)
+        parts = plan(src, roles, self.partition_rows)
+        if src.fmt == "csv" and len(parts) > 1:  # a whole-file read checks the shape itself
+            waits.append(client.submit(check_csv_shape, files[0], lines=False, pure=False))
         info = dict(src.info)
-        return Hashing(info, self._stream(client, plan, roles, waits, digest, info))
+        return Hashing(info, self._stream(client, parts, roles, waits, digest, info))
 
     def map_ordered(self, fn: Callable[[Any, Any], Any], items: Iterable[Any], *,
                     shared: Any) -> Iterator[Any]:

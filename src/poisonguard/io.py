@@ -302,8 +302,10 @@ def file_stamp(path: str | Path) -> tuple[int, int]:
     return (st.st_size, st.st_mtime_ns)
 
 
-def _line(lines: list[int], i: int) -> str:
-    return f"row {i} (line {lines[i]})" if i < len(lines) else f"row {i}"
+def _line(lines: list[int], i: int, offset: int = 0) -> str:
+    """Row ``i`` of a table read from its file's row ``offset`` on (and its CSV line, when
+    known)."""
+    return f"row {offset + i} (line {lines[i]})" if i < len(lines) else f"row {offset + i}"
 
 
 def days_since_epoch(values: pd.Series) -> np.ndarray:
@@ -345,7 +347,7 @@ def _date_column(s: pd.Series) -> tuple[np.ndarray, str, int] | None:
     return None
 
 
-def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]
+def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int], offset: int = 0
                     ) -> tuple[pd.DataFrame, tuple[tuple[str, str, int], ...]]:
     """Numeric-looking columns become float; a stray word in one is an error naming the row.
     True/False columns become 1.0/0.0 and date columns days since 1970-01-01 (returned as
@@ -371,7 +373,8 @@ def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]
             bad = np.flatnonzero(present & ~ok)
             if bad.size:
                 i = int(bad[0])
-                raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {s.iloc[i]!r} is not "
+                raise InputError(f"{path}: {_line(lines, i, offset)}, column '{col}': "
+                                 f"{s.iloc[i]!r} is not "
                                  "a number (the column is numeric)")
             out[col] = num
             continue
@@ -384,7 +387,7 @@ def _coerce_columns(df: pd.DataFrame, path: Path, lines: list[int]
     return pd.DataFrame(out), tuple(dates)
 
 
-def _inf_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
+def _inf_check(X: pd.DataFrame, path: Path, lines: list[int], offset: int = 0) -> None:
     """Missing feature values are allowed; infinities and values beyond :data:`FEATURE_MAX`
     (1e300 would overflow the scan's squares) are refused, naming the row and column."""
     for col in X.columns:
@@ -395,13 +398,15 @@ def _inf_check(X: pd.DataFrame, path: Path, lines: list[int]) -> None:
         bad = np.isinf(v)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value is {s.iloc[i]}; "
+            raise InputError(f"{path}: {_line(lines, i, offset)}, column '{col}': value is "
+                             f"{s.iloc[i]}; "
                              "features must be finite (missing values are allowed)")
         with np.errstate(invalid="ignore"):
             big = np.abs(v) > FEATURE_MAX
         if big.any():
             i = int(np.flatnonzero(big)[0])
-            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': value {v[i]:g} is too "
+            raise InputError(f"{path}: {_line(lines, i, offset)}, column '{col}': value "
+                             f"{v[i]:g} is too "
                              f"large to compute with (|value| must be at most {FEATURE_MAX:g})")
 
 
@@ -409,6 +414,19 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
                    source_col: str | None, modality: Modality | None) -> Dataset:
     stamp = file_stamp(path)
     df, lines = _read_table(path, fmt, tuple(c for c in (id_col, source_col) if c is not None))
+    return frame_dataset(df, path, fmt, label=label, id_col=id_col, source_col=source_col,
+                         modality=modality, lines=lines,
+                         stamp=stamp if fmt == "parquet" or lines else None)
+
+
+def frame_dataset(df: pd.DataFrame, path: Path, fmt: Literal["csv", "parquet"], *, label: str,
+                  id_col: str | None, source_col: str | None, modality: Modality | None,
+                  lines: list[int] | None = None, stamp: tuple[int, int] | None = None,
+                  offset: int = 0) -> Dataset:
+    """The table ``df`` read from ``path`` (all of it, or its rows from ``offset`` on: a
+    partition, whose errors name the file's rows and whose default ids are the file's row
+    numbers) as a dataset, with the checks and typing of :func:`load`."""
+    lines = lines or []
     columns = list(df.columns)
     for role, col in (("label", label), ("id", id_col), ("source", source_col)):
         if col is not None and col not in columns:
@@ -423,21 +441,24 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
         missing = df[col].isna().to_numpy() if col is not None else ()
         if np.any(missing):
             i = int(np.flatnonzero(missing)[0])
-            raise InputError(f"{path}: {_line(lines, i)}, column '{col}': {role} is missing")
-    X, dates = _coerce_columns(df[feats], path, lines)
-    _inf_check(X, path, lines)
+            raise InputError(f"{path}: {_line(lines, i, offset)}, column '{col}': {role} is "
+                             "missing")
+    X, dates = _coerce_columns(df[feats], path, lines, offset)
+    _inf_check(X, path, lines, offset)
     numeric = all(pd.api.types.is_numeric_dtype(X[c].dtype) for c in feats)
     kind = modality or ("text" if len(feats) == 1 and not numeric else "tabular")
     origin = Origin(path=str(path), format=fmt, label=label, id_col=id_col, source_col=source_col,
                     columns=tuple(columns), dtypes=tuple((c, str(df[c].dtype)) for c in feats),
-                    dates=dates, stamp=stamp if fmt == "parquet" or lines else None)
-    ids = df[id_col].to_numpy() if id_col else None
+                    dates=dates, stamp=stamp)
+    ids = df[id_col].to_numpy() if id_col else (
+        np.arange(offset, offset + len(df)).astype(str) if offset else None)
     sources = df[source_col].to_numpy() if source_col else None
     if kind == "text":
         missing = X[feats[0]].isna().to_numpy()
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
-            raise InputError(f"{path}: {_line(lines, i)}, column '{feats[0]}': text is missing")
+            raise InputError(f"{path}: {_line(lines, i, offset)}, column '{feats[0]}': text is "
+                             "missing")
         Xv: Any = X[feats[0]].astype(str).to_numpy(dtype=object)
     elif numeric:
         Xv = X.to_numpy(dtype=np.float64)

@@ -27,7 +27,7 @@ import io as _io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -42,8 +42,11 @@ from poisonguard.provenance.hashing import (
     table_chunks,
 )
 
+if TYPE_CHECKING:
+    from poisonguard.dataset import Dataset
+
 __all__ = ["HashedRows", "Partition", "Roles", "Source", "hash_chunks", "hash_partition",
-           "open_source", "plan_csv", "plan_parquet"]
+           "open_source", "plan", "plan_csv", "plan_parquet", "read_partition"]
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,59 @@ def _csv_range(part: Partition, roles: Roles) -> Iterator[RowChunk]:
             OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{p}: cannot read as CSV: {first}") from None
+
+
+def read_partition(part: Partition, roles: Roles, rows: np.ndarray | None = None) -> Dataset:
+    """One partition as a :class:`~poisonguard.dataset.Dataset`, read, checked and typed as
+    :func:`poisonguard.io.load` reads a whole file, but from the partition's rows alone (a
+    column is typed on them); its errors name the file's rows, and without an id column its
+    ids are the file's row numbers. ``rows``: only these positions within the partition."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from poisonguard import io
+
+    p = Path(part.path)
+    text = {c: str for c in (roles.id_col, roles.source_col) if c is not None}
+    lines: list[int] = []
+    try:
+        if part.row_groups is None and part.byte_range is None:
+            frame, lines = io._read_table(p, part.fmt, tuple(text))
+        elif part.fmt == "parquet":
+            frame = pq.ParquetFile(p).read_row_groups(list(part.row_groups or ())).to_pandas()
+        else:
+            assert part.byte_range is not None
+            with _Spans(p, [(0, part.header_bytes), part.byte_range]) as raw:
+                frame = pd.read_csv(_io.BufferedReader(raw, 1 << 20), dtype=text)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error,
+            pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{p}: cannot read as {part.fmt}: {first}") from None
+    if part.rows is not None and len(frame) != part.rows:
+        raise InputError(f"{p}: rows {part.start}..: read {len(frame)} rows where {part.rows} "
+                         "were counted when the data was split (the file changed, or a CSV "
+                         "dialect the split cannot follow: use --engine local)")
+    frame.columns = [str(c) for c in frame.columns]
+    ds = io.frame_dataset(frame, p, part.fmt, label=roles.label, id_col=roles.id_col,
+                          source_col=roles.source_col, modality=None, lines=lines,
+                          offset=part.start)
+    return ds if rows is None else ds.take(rows)
+
+
+def plan(src: Source, roles: Roles, partition_rows: int) -> list[Partition]:
+    """The partitions of a CSV or Parquet file or a folder of Parquet files, rows numbered
+    across them (module docstring)."""
+    if src.fmt == "csv":
+        return plan_csv(src.files[0].resolve(), partition_rows, roles)
+    if src.fmt not in ("parquet", "parquet-folder"):
+        raise InputError(f"{src.data}: only CSV and Parquet files and folders of Parquet files "
+                         "are read as partitions")
+    out: list[Partition] = []
+    for f in src.files:
+        start = out[-1].start + (out[-1].rows or 0) if out else 0
+        out += plan_parquet(f.resolve(), start, partition_rows)
+    return out
 
 
 def _head(p: Path, n: int) -> bytes:
