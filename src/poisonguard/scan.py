@@ -68,7 +68,11 @@ def _versions() -> dict[str, str]:
 class ScanReport:
     """The result of a scan.
 
-    ``table`` has one row per dataset row: ``row_id``, ``score`` (combined, in [0, 1]),
+    ``dataset`` is the scanned data; for a scan of data read as partitions
+    (:func:`poisonguard.scan_partitions.scan_partitions`) it holds the labels, ids and sources
+    of every row but no features: ``held`` has the flagged rows' data and ``partitions`` where
+    the rest is (:meth:`row_data`, :meth:`clean`). ``table`` has one row per dataset row:
+    ``row_id``, ``score`` (combined, in [0, 1]),
     ``flagged``, ``reason`` and ``top_detector`` (the detector behind the flag; both empty when
     not flagged) and one column per detector with its calibrated score. ``raw`` holds each
     detector's uncalibrated scores; ``weights`` the weight each detector's ranking got in the
@@ -90,6 +94,8 @@ class ScanReport:
     weights: Mapping[str, float] = field(default_factory=dict)
     self_test: SelfTest | None = None
     regime: Mapping[str, Any] = field(default_factory=dict)
+    held: Any = None  # scan_partitions.Held
+    partitions: Any = None  # (partitions, roles) the data was read from
 
     @property
     def scores(self) -> np.ndarray:
@@ -107,8 +113,31 @@ class ScanReport:
         return int(self.flagged.sum())
 
     def clean(self) -> Dataset:
-        """The dataset without its flagged rows (ids, sources and origin kept)."""
-        return self.dataset.take(np.flatnonzero(~self.flagged))
+        """The dataset without its flagged rows (ids, sources and origin kept); for a scan of
+        data read as partitions, the unflagged rows read again, in this process."""
+        keep = np.flatnonzero(~self.flagged)
+        if self.partitions is None:
+            return self.dataset.take(keep)
+        from poisonguard.engine import LocalEngine
+        from poisonguard.scan_partitions import read_rows
+
+        parts, roles = self.partitions
+        return read_rows(parts, roles, keep, LocalEngine(threads=1), self.dataset.name)
+
+    def row_data(self, positions: Sequence[int] | np.ndarray) -> Dataset:
+        """The rows at ``positions`` with their features (for a scan of data read as
+        partitions: flagged rows only, the ones it holds)."""
+        idx = np.asarray(positions, dtype=np.int64)
+        if self.held is None:
+            return self.dataset.take(idx)
+        where = np.searchsorted(self.held.positions, idx)
+        if len(idx) and (np.any(where >= len(self.held.positions))
+                         or np.any(self.held.positions[np.minimum(
+                             where, len(self.held.positions) - 1)] != idx)):
+            raise InputError("this scan read its data as partitions and holds the features of "
+                             "its flagged rows only")
+        out: Dataset = self.held.rows.take(where)
+        return out
 
     def flagged_by(self) -> dict[str, int]:
         """Flagged rows per detector that gave their reason, largest first."""
@@ -368,7 +397,7 @@ def _regime(ev: Evidence, n_rows: int, *, chunks: int, chunk_rows: int) -> dict[
     """What ran: rows scanned and fitted, chunks, the neighbour index, folds and proxies."""
     out: dict[str, Any] = {"rows": int(n_rows), "fitted_rows": ev.n_rows,
                            "sampled": ev.n_rows < n_rows, "chunks": int(chunks),
-                           "chunk_rows": int(chunk_rows), "engine": "local"}
+                           "chunk_rows": int(chunk_rows), "engine": "local", "read": "whole"}
     if "neighbors" in ev.__dict__ or "feature_neighbors" in ev.__dict__:
         nb = ev.__dict__.get("neighbors") or ev.__dict__["feature_neighbors"]
         out["neighbors"] = "exact" if nb.exact else "approximate (k-means cells)"
@@ -533,10 +562,19 @@ def _explain_budget(comb: Combination, flagged: np.ndarray, reasons: np.ndarray,
                     fitted: Mapping[str, tuple[Any, Any, Any]], dataset: Dataset,
                     ev: Evidence, cal: Mapping[str, np.ndarray]) -> None:
     """With a budget the flagged rows are the top-k over all chunks: rows flagged by the budget
-    but not by the threshold are explained by their strongest calibrated detector."""
+    but not by the threshold are explained by their strongest calibrated detector, the other
+    rows lose theirs."""
     missing = np.flatnonzero(flagged & (reasons == ""))
     reasons[~flagged] = ""
     tops[~flagged] = ""
+    explain_rows(comb, missing, reasons, tops, sample, own, fitted, dataset, ev, cal)
+
+
+def explain_rows(comb: Combination, missing: np.ndarray, reasons: np.ndarray, tops: np.ndarray,
+                 sample: np.ndarray, own: Any, fitted: Mapping[str, tuple[Any, Any, Any]],
+                 dataset: Dataset, ev: Evidence, cal: Mapping[str, np.ndarray]) -> None:
+    """Explain the rows ``missing`` (positions into ``dataset``) by their strongest calibrated
+    detector: rows of the fitted ``sample`` from ``own``'s scores, others from a view."""
     if not len(missing):
         return
     stacked = np.stack([cal[name][missing] for name in comb.names], axis=1)

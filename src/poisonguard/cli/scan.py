@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from poisonguard.dataset import Dataset
+    from poisonguard.engine import Engine
     from poisonguard.scan import ScanReport
 
 __all__ = ["catalog", "demo", "list_detectors", "scan"]
@@ -224,12 +225,13 @@ def _unchanged(data: str, before: tuple[int, int]) -> None:
 
 
 def _fingerprint(data: str, before: tuple[int, int], *, label: str, id_col: str | None,
-                 source_col: str | None) -> dict[str, Any]:
+                 source_col: str | None, engine: Engine | None = None) -> dict[str, Any]:
     """The scanned file's SHA-256 and the Merkle root a manifest with the same roles has, for
-    ``attest`` (one read of the file, both at once); refuses a file that changed meanwhile."""
+    ``attest`` (one read of the file, both at once, on ``engine``); refuses a file that changed
+    meanwhile."""
     from poisonguard.provenance.manifest import fingerprint
 
-    found = fingerprint(data, label=label, id_col=id_col, source_col=source_col)
+    found = fingerprint(data, label=label, id_col=id_col, source_col=source_col, engine=engine)
     _unchanged(data, before)
     return found
 
@@ -281,7 +283,8 @@ def _summary(report: ScanReport, title: str, written: list[Path]) -> None:
 # ------------------------------------------------------------------------------ scan
 @app.command("scan")
 def scan(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, a folder of Parquet files "
+                                             "or a built-in data set name.")],
     out: Annotated[Path, Opt("--out", "-o", help="Directory for scores.csv, report.json and "
                                                  "report.html.")] = Path("scan-out"),
     label: Annotated[str, Opt(help="Label column.")] = "label",
@@ -342,6 +345,19 @@ def scan(
         check_model_out(model_out, "--model-out")
     elif harden_param or model_out is not None:
         raise InputError("--harden-param and --model-out belong to --harden: give --harden NAME")
+    whole = {"--reference": reference, "--self-test": self_test or None, "--harden": harden,
+             "--write-clean": write_clean}
+    needs = [flag for flag, value in whole.items() if value is not None]
+    if Path(data).is_dir() and needs:
+        raise InputError(f"{data}: a folder is scanned as partitions, and {', '.join(needs)} "
+                         "need the data loaded whole: give one data file")
+    if Path(data).exists() and not needs and (engine == "dask" or Path(data).is_dir()):
+        report, written = _scan_partitions(
+            data, out, runner, label=label, id_col=id_col, source_col=source_col,
+            detectors=names, budget=n_budget, seed=seed, model=model, embedder=embedder,
+            quiet=quiet, sample_rows=sample_rows)
+        _finish(report, data, written, fail_on)
+        return
     with Steps(quiet=quiet) as steps:
         steps("load data")
         before = _file_stamp(data)
@@ -395,11 +411,49 @@ def scan(
                 title=f"harden: {harden} on {ds.n_rows - report.n_flagged} unflagged rows",
                 source={"sha256": provenance["sha256"] if provenance else None,
                         "file_rows": ds.n_rows})
+    _finish(report, data, written, fail_on)
+
+
+def _finish(report: ScanReport, data: str, written: list[Path], fail_on: float | None) -> None:
+    """The summary tables; exit 1 when the flagged share exceeds ``fail_on``."""
     _summary(report, f"scan: {data}", written)
-    share = report.n_flagged / ds.n_rows
+    share = report.n_flagged / report.dataset.n_rows
     if fail_on is not None and share > fail_on:
         typer.echo(f"flagged share {share:.1%} exceeds --fail-on {fail_on:g}", err=True)
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def _scan_partitions(data: str, out: Path, runner: Engine, *, label: str, id_col: str | None,
+                     source_col: str | None, detectors: list[str] | None,
+                     budget: float | int | None, seed: int, model: str, embedder: str,
+                     quiet: bool, sample_rows: int) -> tuple[ScanReport, list[Path]]:
+    """``scan`` of DATA read as partitions where ``runner`` runs (a folder, or any file with
+    ``--engine dask``): hashed and scanned there, reports written here."""
+    from poisonguard import io
+    from poisonguard.scan_partitions import scan_partitions
+
+    with Steps(quiet=quiet) as steps:
+        for path in _report_paths(out):  # before the scan, not after it
+            io.check_output(path, "--out")
+        before = io.file_stamp(data)
+        try:
+            steps("hash rows")
+            provenance = _fingerprint(data, before, label=label, id_col=id_col,
+                                      source_col=source_col, engine=runner)
+            report = scan_partitions(data, engine=runner, label=label, id_col=id_col,
+                                     source_col=source_col, detectors=detectors, budget=budget,
+                                     model=model, embedder=embedder, random_state=seed,
+                                     progress=steps, sample_rows=sample_rows)
+        except InputError as exc:
+            text = str(exc)
+            raise (exc if text.startswith((f"{data}:", "--")) else
+                   InputError(f"{data}: {text}")) from None
+        finally:
+            runner.close()
+        _unchanged(data, before)
+        steps("write reports")
+        written = write_outputs(report, out, provenance=provenance)
+    return report, written
 
 
 # ------------------------------------------------------------------------------ demo

@@ -297,11 +297,12 @@ def collect(data: str, *, label: str = "label", id_col: str | None = None,
 
 
 def fingerprint(data: str | Path, *, label: str = "label", id_col: str | None = None,
-                source_col: str | None = None) -> dict[str, Any]:
+                source_col: str | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """What a scan records of the data file it scanned, for ``attest``: its name, SHA-256, row
-    count and the Merkle root :func:`build` gives it with the same roles (``merkle_root``)."""
+    count and the Merkle root :func:`build` gives it with the same roles (``merkle_root``),
+    hashed by ``engine`` (default: this process)."""
     table, info, _, keyed = collect(str(data), label=label, id_col=id_col,
-                                    source_col=source_col)
+                                    source_col=source_col, engine=engine)
     return {"path": info["path"], "sha256": info.get("sha256"), "rows": info["rows"],
             "keyed": keyed, "merkle_root": table.root().hex(),
             "columns": {"label": label, "id": id_col, "source": source_col}}

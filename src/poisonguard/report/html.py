@@ -77,21 +77,23 @@ def _top_rows(report: ScanReport) -> tuple[np.ndarray, int]:
 
 
 def _rows(report: ScanReport, positions: np.ndarray) -> list[dict[str, Any]]:
-    ds = report.dataset
+    if not len(positions):
+        return []
+    ds = report.row_data(positions)  # the top rows alone (a scan of partitions holds no more)
     table = report.table
-    thumbs = thumbnail_uris(ds.X, positions) if ds.modality == "image" else []
+    thumbs = thumbnail_uris(ds.X, np.arange(len(positions))) if ds.modality == "image" else []
     out = []
     for k, i in enumerate(positions.tolist()):
         row: dict[str, Any] = {
             "id": str(table["row_id"].iat[i]),
             "score": f"{float(table['score'].iat[i]):.3f}",
             "reason": str(table["reason"].iat[i]),
-            "label": str(ds.y[i]),
+            "label": str(ds.y[k]),
             "detectors": [f"{float(table[name].iat[i]):.3f}" for name in report.detectors],
-            "source": None if ds.sources is None else str(ds.sources[i]),
+            "source": None if ds.sources is None else str(ds.sources[k]),
             "thumbnail": thumbs[k] if thumbs else None,
-            "text": _snippet(ds.X[i]) if ds.modality == "text" else None,
-            "features": _features(ds, i) if ds.modality == "tabular" else [],
+            "text": _snippet(ds.X[k]) if ds.modality == "text" else None,
+            "features": _features(ds, k) if ds.modality == "tabular" else [],
         }
         out.append(row)
     return out
@@ -146,7 +148,8 @@ def render_scan(report: ScanReport) -> str:
     """The scan report as one self-contained HTML page (no scripts, no external references)."""
     ds = report.dataset
     positions, n_flagged = _top_rows(report)
-    first_cols = list(ds.feature_names[:SHOWN_FEATURES]) if ds.modality == "tabular" else []
+    names = report.row_data(positions).feature_names if len(positions) else ds.feature_names
+    first_cols = list(names[:SHOWN_FEATURES]) if ds.modality == "tabular" else []
     context = {
         "title": report.data_path or ds.name or "dataset",
         "rows": f"{ds.n_rows:,}",
@@ -170,7 +173,7 @@ def render_scan(report: ScanReport) -> str:
         "has_sources": ds.sources is not None,
         "sources": _sources(report),
         "feature_columns": first_cols,
-        "more_features": ds.modality == "tabular" and len(ds.feature_names) > SHOWN_FEATURES,
+        "more_features": ds.modality == "tabular" and len(names) > SHOWN_FEATURES,
         "self_test": _self_test(report),
     }
     return environment().get_template("scan.html.j2").render(context)
