@@ -35,7 +35,7 @@ from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from poisonguard.errors import DependencyError, InputError
+from poisonguard.errors import DependencyError, InputError, PoisonguardError
 from poisonguard.provenance.partitions import (
     HashedRows,
     Partition,
@@ -274,7 +274,7 @@ class DaskEngine(Engine):
 
         def submit(item: Any) -> tuple[Any, Any]:  # data goes as data, not in the task graph
             data = client.scatter([item], hash=False)[0]
-            return client.submit(fn, common, data, pure=False), data
+            return client.submit(_as_value, fn, common, data, pure=False), data
 
         try:
             for item in islice(todo, window):
@@ -284,6 +284,8 @@ class DaskEngine(Engine):
                 result = future.result()
                 future.release()  # the chunk and its result leave the worker's memory now
                 data.release()
+                if isinstance(result, PoisonguardError):
+                    raise result
                 nxt = next(todo, _DONE)
                 if nxt is not _DONE:
                     pending.append(submit(nxt))
@@ -302,16 +304,20 @@ class DaskEngine(Engine):
         todo = iter(plan)
         try:
             for part in islice(todo, window):
-                pending.append(client.submit(hash_partition, part, roles, pure=False))
+                pending.append(client.submit(_as_value, hash_partition, part, roles,
+                                             pure=False))
             for wait in waits:  # the file-wide checks first, as the local engine makes them
                 wait.result()
             while pending:
                 future = pending.popleft()
-                result: HashedRows = future.result()
+                result: HashedRows | PoisonguardError = future.result()
                 future.release()
+                if isinstance(result, PoisonguardError):
+                    raise result
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append(client.submit(hash_partition, nxt, roles, pure=False))
+                    pending.append(client.submit(_as_value, hash_partition, nxt, roles,
+                                                 pure=False))
                 yield result
             if digest is not None:
                 info["sha256"] = digest.result()
@@ -319,6 +325,16 @@ class DaskEngine(Engine):
             left = [*pending, *waits, *([digest] if digest is not None else [])]
             if left:
                 client.cancel(left)
+
+
+def _as_value(fn: Callable[[Any, Any], Any], shared: Any, item: Any) -> Any:
+    """``fn(shared, item)`` on a worker, a user's mistake (bad rows, another schema) returned
+    as a value for the client to raise: a task that raised it would have the worker log it
+    with a traceback."""
+    try:
+        return fn(shared, item)
+    except PoisonguardError as exc:
+        return exc
 
 
 def _cpus() -> int:

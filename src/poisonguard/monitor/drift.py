@@ -24,9 +24,11 @@ the domain classifier a quarter (renormalised over the families present): one la
 batch went unseen. Under no drift at all the chance of any alarm stays at most ``alpha``. A
 test alarms only when its adjusted p-value is below ``alpha`` and its effect reaches its gate,
 so a large batch does not alarm on a trivial shift and a small one does not alarm on noise.
-The batch drifts when any test alarms. Defaults (``alpha`` 0.01, KS D 0.1, PSI 0.2, TVD 0.1,
-AUC 0.6) are set for a false-alarm rate well under 5 % over batches of the reference's
-distribution; see ``tests/monitor/test_drift.py`` for the measured floors.
+The batch drifts when any test alarms. Every test is computed from :class:`BatchStats`, counts
+that add up over runs of rows, so a batch read as partitions on other machines
+(:mod:`poisonguard.monitor.partitioned`) gets the report of the batch loaded whole. Defaults
+(``alpha`` 0.01, KS D 0.1, PSI 0.2, TVD 0.1, AUC 0.6) are set for a false-alarm rate well under
+5 % over batches of the reference's distribution; see ``tests/monitor/test_drift.py`` for the measured floors.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.monitor.profile import MISSING_BIN, ColumnProfile, Profile
 
-__all__ = ["DriftMonitor", "DriftReport", "DriftTest", "adjust_p_values"]
+__all__ = ["BatchStats", "DriftMonitor", "DriftReport", "DriftTest", "adjust_p_values", "ks_counts",
+           "ks_from_counts", "ks_points", "reference_points"]
 
 LABEL = "(label)"
 ALL = "(all features)"
@@ -194,16 +197,62 @@ def _present(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ks(ref: np.ndarray, batch: np.ndarray) -> tuple[float, float]:
-    """KS statistic and p-value of the present values; (0, 1) when a side has none."""
+def ks_points(ref: np.ndarray) -> np.ndarray:
+    """The distinct present values of a reference sample, sorted: where a batch is counted for
+    :func:`ks_from_counts`."""
+    out: np.ndarray = np.unique(_present(ref))
+    return out
+
+
+def ks_counts(points: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``(2, len(points))``: the present ``values`` below each point and at or below it (sums
+    over the partitions of a batch are the batch's)."""
+    present = np.sort(_present(values))
+    return np.vstack([np.searchsorted(present, points, side="left"),
+                      np.searchsorted(present, points, side="right")]).astype(np.int64)
+
+
+def ks_from_counts(ref: np.ndarray, points: np.ndarray, below: np.ndarray, n: int) -> tuple[
+        float, float]:
+    """Two-sample KS statistic and p-value of the present ``ref`` values against a batch of
+    ``n`` present values known only by ``below`` (:func:`ks_counts`), exactly as
+    ``scipy.stats.ks_2samp`` gives them on the values: method ``auto`` (exact) up to 2000
+    values a side, ``asymp`` beyond (exact is slow there); (0, 1) when a side has none.
+
+    Between two consecutive reference points the reference's empirical CDF is constant and the
+    batch's is monotone, so the largest gap is at a point or just before one: the ECDFs there
+    are counts, and the statistic is the same float ``ks_2samp`` computes. In the exact regime
+    the p-value is that of a stand-in batch with the same counts (same gaps, so the same
+    statistic), on ``ks_2samp`` itself.
+    """
     from scipy import stats
 
-    if not len(ref) or not len(batch):
+    ref = np.sort(_present(ref))
+    m = len(ref)
+    if not m or not n:
         return 0.0, 1.0
+    if max(m, n) <= 2000:
+        res = stats.ks_2samp(ref, _stand_in(points, below, n), method="auto")
+        return float(res.statistic), float(res.pvalue)
+    lt, le = below
+    gaps = np.r_[np.searchsorted(ref, points, side="right") / m - le / n,
+                 np.searchsorted(ref, points, side="left") / m - lt / n]
+    low, high = np.clip(-gaps.min(), 0, 1), gaps.max()
+    d = float(low if low > high else high)
+    big, small = sorted([float(m), float(n)], reverse=True)  # as ks_2samp's "asymp" method
+    p = np.clip(stats.kstwo.sf(d, np.round(big * small / (big + small))), 0, 1)
+    return d, float(p)
 
-    method = "auto" if max(len(ref), len(batch)) <= 2000 else "asymp"  # exact is slow beyond
-    res = stats.ks_2samp(ref, batch, method=method)
-    return float(res.statistic), float(res.pvalue)
+
+def _stand_in(points: np.ndarray, below: np.ndarray, n: int) -> np.ndarray:
+    """``n`` values with the counts ``below`` at ``points``: the values at a point on it, those
+    between two points (or beyond the ends) on the next float past the lower one."""
+    lt, le = below
+    gaps = np.r_[lt[0], lt[1:] - le[:-1], n - le[-1]]  # before, between and after the points
+    at = le - lt
+    slots = np.r_[np.nextafter(points[0], -np.inf), np.nextafter(points, np.inf)]
+    out: np.ndarray = np.r_[np.repeat(slots, gaps), np.repeat(points, at)]
+    return out
 
 
 def _counts_test(names: list[str], ref: np.ndarray, batch: np.ndarray) -> tuple[
@@ -234,18 +283,16 @@ def _encode(frame: pd.DataFrame, columns: tuple[ColumnProfile, ...]) -> np.ndarr
     return out
 
 
-def _domain_auc(profile: Profile, batch: pd.DataFrame, rows: int, seed: int) -> tuple[float, float]:
-    """Out-of-fold AUC of reference-vs-batch trees and its one-sided Mann-Whitney p-value."""
+def _domain_auc(profile: Profile, rows: np.ndarray, seed: int) -> tuple[float, float]:
+    """Out-of-fold AUC of reference-vs-batch trees on the encoded batch ``rows`` and as many
+    reference-sample rows, and its one-sided Mann-Whitney p-value."""
     from scipy import stats
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    m = min(rows, len(profile.sample), len(batch))
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.permutation(len(batch))[:m])
-    X = np.vstack([_encode(profile.sample.iloc[:m], profile.columns),
-                   _encode(batch.iloc[pick], profile.columns)])
+    m = len(rows)
+    X = np.vstack([_encode(profile.sample.iloc[:m], profile.columns), rows])
     y = np.r_[np.zeros(m), np.ones(m)]
     cats = np.array([c.kind == "categorical" for c in profile.columns])
     aucs, p_values = [], []
@@ -263,6 +310,62 @@ def _domain_auc(profile: Profile, batch: pd.DataFrame, rows: int, seed: int) -> 
         p_values.append(float(res.pvalue))
     # each fold's test is exact given its training fold; the folds are dependent: Bonferroni
     return float(np.mean(aucs)), min(1.0, 2.0 * min(p_values))
+
+
+@dataclass(frozen=True, eq=False)
+class BatchStats:
+    """What the tests of a check need of a batch, or of a run of its rows: per profile column
+    the rows per bin or category (``bins``), the missing numeric values (``missing``) and the
+    KS counts at the column's reference points (``below``, :func:`ks_counts`; empty for a
+    categorical column); the rows per label; and the batch's rows drawn for the domain
+    classifier, encoded (``rows``). Statistics of consecutive runs of rows add up (``+``) to
+    those of the whole."""
+
+    n_rows: int
+    bins: tuple[np.ndarray, ...]
+    missing: tuple[int, ...]
+    below: tuple[np.ndarray, ...]
+    labels: tuple[tuple[str, int], ...]
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, profile: Profile, points: tuple[np.ndarray, ...], frame: pd.DataFrame,
+           y: np.ndarray, pick: np.ndarray) -> BatchStats:
+        """The statistics of ``frame`` (:meth:`Profile.features` of a batch) and its labels
+        ``y``; ``pick``: the positions of its rows for the domain classifier, ascending."""
+        bins, missing, below = [], [], []
+        for col, at in zip(profile.columns, points, strict=True):
+            values = frame[col.name].to_numpy()
+            bins.append(col.bin_counts(values).astype(np.int64))
+            if col.kind == "numeric":
+                values = np.asarray(values, dtype=np.float64)
+                missing.append(int(np.isnan(values).sum()))
+                below.append(ks_counts(at, values))
+            else:
+                missing.append(0)
+                below.append(np.zeros((2, 0), dtype=np.int64))
+        names, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+        return cls(len(frame), tuple(bins), tuple(missing), tuple(below),
+                   tuple((str(v), int(c)) for v, c in zip(names, counts, strict=True)),
+                   _encode(frame.iloc[pick], profile.columns))
+
+    def __add__(self, other: BatchStats) -> BatchStats:
+        """The statistics of this run of rows followed by ``other``."""
+        labels = dict(self.labels)
+        for name, count in other.labels:
+            labels[name] = labels.get(name, 0) + count
+        return BatchStats(self.n_rows + other.n_rows,
+                          tuple(a + b for a, b in zip(self.bins, other.bins, strict=True)),
+                          tuple(a + b for a, b in zip(self.missing, other.missing, strict=True)),
+                          tuple(a + b for a, b in zip(self.below, other.below, strict=True)),
+                          tuple(sorted(labels.items())), np.vstack([self.rows, other.rows]))
+
+
+def reference_points(profile: Profile) -> tuple[np.ndarray, ...]:
+    """Per profile column, the points a batch is counted at for the KS test (:func:`ks_points`
+    of the profile sample's column; none for a categorical column)."""
+    return tuple(ks_points(profile.sample[c.name].to_numpy()) if c.kind == "numeric"
+                 else np.empty(0) for c in profile.columns)
 
 
 class DriftMonitor:
@@ -323,35 +426,54 @@ class DriftMonitor:
         if not isinstance(batch, Dataset):
             raise InputError(f"'batch' must be a Dataset (got {type(batch).__name__})")
         frame = profile.features(batch)
+        stats = BatchStats.of(profile, reference_points(profile), frame, batch.y,
+                              self.pick(profile, len(frame)))
+        return self.report(profile, stats, batch.name)
+
+    def pick(self, profile: Profile, n_rows: int) -> np.ndarray:
+        """The positions, ascending, of the rows of an ``n_rows`` batch that the domain
+        classifier sees (seeded by ``random_state``; none when it is off or skipped)."""
+        if not self.multivariate or min(n_rows, len(profile.sample)) < MIN_CLASSIFIER_ROWS:
+            return np.empty(0, dtype=np.int64)
+        m = min(self.classifier_rows, len(profile.sample), n_rows)
+        rng = np.random.default_rng(self.random_state)
+        out: np.ndarray = np.sort(rng.permutation(n_rows)[:m])
+        return out
+
+    def report(self, profile: Profile, stats: BatchStats, batch: str) -> DriftReport:
+        """The tests of a batch called ``batch`` from its statistics (:class:`BatchStats`, with
+        the rows :meth:`pick` chose), adjusted together and gated."""
         rows: list[tuple[str, str, float, float, float, Shares]] = []  # test, feature, stat, p, effect
-        for col in profile.columns:
-            values = frame[col.name].to_numpy()
-            names, ref_counts, counts = col.bin_names(), np.asarray(col.counts), col.bin_counts(values)
-            if col.kind == "numeric":
-                values = np.asarray(values, dtype=np.float64)
-                missing = int(np.isnan(values).sum())
-                if col.missing or missing:  # the missing share is one more bin of the PSI
-                    names, ref_counts = [*names, MISSING_BIN], np.r_[ref_counts, col.missing]
-                    counts = np.r_[counts, missing]
+        for col, at, counts, missing, below in zip(profile.columns, reference_points(profile),
+                                                   stats.bins, stats.missing, stats.below,
+                                                   strict=True):
+            names, ref_counts = col.bin_names(), np.asarray(col.counts)
+            if col.kind == "numeric" and (col.missing or missing):  # one more bin of the PSI
+                names, ref_counts = [*names, MISSING_BIN], np.r_[ref_counts, col.missing]
+                counts = np.r_[counts, missing]
             chi2, p, tvd, psi, shares = _counts_test(names, ref_counts, counts)
             if col.kind == "numeric":
-                d, p_ks = _ks(_present(profile.sample[col.name].to_numpy()), _present(values))
+                d, p_ks = ks_from_counts(profile.sample[col.name].to_numpy(), at, below,
+                                         int(stats.n_rows - missing))
                 rows += [("ks", col.name, d, p_ks, d, ()), ("psi", col.name, chi2, p, psi, shares)]
             else:
                 rows.append(("chi2", col.name, chi2, p, tvd, shares))
-        values, counts = np.unique(np.asarray(batch.y).astype(str), return_counts=True)
-        seen, ref = dict(zip(values.tolist(), counts.tolist(), strict=True)), dict(profile.labels)
+        seen, ref = dict(stats.labels), dict(profile.labels)
         names = sorted(set(ref) | set(seen))
         chi2, p, tvd, _, shares = _counts_test(
             names, np.array([ref.get(n, 0) for n in names]), np.array([seen.get(n, 0) for n in names]))
         rows.append(("label", LABEL, chi2, p, tvd, shares))
         notes = []
-        if self.multivariate and min(len(frame), len(profile.sample)) >= MIN_CLASSIFIER_ROWS:
-            auc, p = _domain_auc(profile, frame, self.classifier_rows, self.random_state)
+        if len(stats.rows):
+            m = len(self.pick(profile, stats.n_rows))
+            if len(stats.rows) != m:
+                raise InputError(f"'stats' holds {len(stats.rows)} classifier rows where this "
+                                 f"monitor draws {m} of {stats.n_rows}: take the rows pick() gives")
+            auc, p = _domain_auc(profile, stats.rows, self.random_state)
             rows.append(("classifier", ALL, auc, p, auc, ()))
         elif self.multivariate:
             notes.append(f"domain classifier skipped: needs at least {MIN_CLASSIFIER_ROWS} rows "
-                         f"(batch has {len(frame)}, profile sample {len(profile.sample)})")
+                         f"(batch has {stats.n_rows}, profile sample {len(profile.sample)})")
         gates = self.gates()
         families = [_family(r[0]) for r in rows]
         weights = np.array([FAMILY_SHARE[f] / families.count(f) for f in families])
@@ -359,6 +481,6 @@ class DriftMonitor:
         tests = tuple(DriftTest(t, f, s, p, float(q), e, gates[t],
                                 bool(q < self.alpha and e >= gates[t]), sh)
                       for (t, f, s, p, e, sh), q in zip(rows, adjusted, strict=True))
-        return DriftReport(any(t.alarm for t in tests), tests, batch.name, profile.name,
-                           profile.digest, profile.n_rows, batch.n_rows, float(self.alpha),
+        return DriftReport(any(t.alarm for t in tests), tests, batch, profile.name,
+                           profile.digest, profile.n_rows, stats.n_rows, float(self.alpha),
                            self.correction, tuple(gates.items()), tuple(notes))
