@@ -134,3 +134,18 @@ def test_files_of_a_folder_must_agree(tmp_path: Path) -> None:
     b.to_parquet(tmp_path / "b.parquet")
     with pytest.raises(InputError, match="same columns"):
         scan_partitions(str(tmp_path), engine=LocalEngine(), sample_rows=100)
+
+
+def test_ids_and_sources_come_from_the_partitions(tmp_path: Path) -> None:
+    X, y = make_classification(3000, n_features=4, random_state=2)
+    frame = pd.DataFrame(X.round(6), columns=["a", "b", "c", "d"])
+    frame["label"] = y
+    frame["id"] = [f"row-{i:05d}" for i in np.random.default_rng(2).permutation(3000)]
+    frame["vendor"] = np.random.default_rng(3).choice(["acme", "crowd"], 3000)
+    frame.to_csv(tmp_path / "keyed.csv", index=False)
+    roles = {"id_col": "id", "source_col": "vendor"}
+    whole = scan(io.load(tmp_path / "keyed.csv", **roles), sample_rows=1000, chunk_rows=500)
+    rep = scan_partitions(str(tmp_path / "keyed.csv"), engine=LocalEngine(), sample_rows=1000,
+                          chunk_rows=500, partition_rows=700, **roles)
+    pd.testing.assert_frame_equal(rep.table, whole.table)
+    pd.testing.assert_frame_equal(rep.by_source(), whole.by_source())

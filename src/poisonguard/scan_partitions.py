@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["concat", "read_rows", "scan_partitions"]
 
-PARTITION_ROWS = 1_000_000
+PARTITION_ROWS = 250_000  # a worker holds a few copies of one partition while scoring it
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,12 @@ def read_rows(parts: Sequence[Partition], roles: Roles, positions: np.ndarray, e
 @dataclass(frozen=True)
 class _PartPiece:
     """What one partition sends back: its scored rows' piece (``rows``: positions within the
-    partition), their ids and sources, and the rows it holds (flagged or budget candidates)."""
+    partition), their ids (None without an id column: the row numbers) and sources, and the
+    rows it holds (flagged or budget candidates)."""
 
     rows: np.ndarray
     piece: _Piece
-    ids: np.ndarray
+    ids: np.ndarray | None
     sources: np.ndarray | None
     held: np.ndarray
     held_rows: Dataset
@@ -162,7 +163,8 @@ def _partition_task(shared: tuple[Combination, Mapping[str, tuple[Any, Any, Any]
     why = {int(i): (str(tops[i]), str(reasons[i])) for i in np.flatnonzero(reasons != "")}
     piece = _Piece(raw, cal, score, flagged, why)
     sources = None if ds.sources is None else np.asarray(ds.sources, dtype=object)[keep]
-    return _PartPiece(keep, piece, np.asarray(ds.ids, dtype=object)[keep], sources,
+    ids = None if roles.id_col is None else np.asarray(ds.ids, dtype=object)[keep]
+    return _PartPiece(keep, piece, ids, sources,
                       np.flatnonzero(held), ds.take(keep[held]))
 
 
@@ -228,9 +230,10 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
     score, flagged = np.empty(n), np.zeros(n, dtype=bool)
     reasons = np.full(n, "", dtype=object)
     tops = np.full(n, "", dtype=object)
-    ids = np.empty(n, dtype=object)
+    ids = np.arange(n).astype(str) if id_col is None else np.empty(n, dtype=object)
     sources = None if source_col is None else np.empty(n, dtype=object)
-    ids[sample] = np.asarray(fit_on.ids, dtype=object)
+    if id_col is not None:
+        ids[sample] = np.asarray(fit_on.ids, dtype=object)
     if sources is not None:
         sources[sample] = np.asarray(fit_on.sources, dtype=object)
     _warm(ev)
@@ -245,7 +248,8 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
             progress(f"partition {i + 1} of {len(parts)} scored")
         at = items[i][0].start + got.rows
         _store(got.piece, at, raw, cal, score, flagged, reasons, tops)
-        ids[at] = got.ids
+        if got.ids is not None:
+            ids[at] = got.ids
         if sources is not None and got.sources is not None:
             sources[at] = got.sources
         held_pos.append(at[got.held])
