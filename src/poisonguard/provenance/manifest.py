@@ -74,6 +74,18 @@ def _perfect_root(nodes: list[bytes]) -> bytes:
     return nodes[0]
 
 
+def _block_roots(_: Any, block: bytes) -> list[tuple[int, bytes]]:
+    """``(leaves, root)`` of the perfect subtrees over one block of row hashes (32 bytes each):
+    one for a block of a power of two, its binary digits' for the last, partial one."""
+    leaves = [merkle.leaf_hash(block[i:i + 32]) for i in range(0, len(block), 32)]
+    out, at = [], 0
+    while at < len(leaves):
+        size = 1 << ((len(leaves) - at).bit_length() - 1)  # largest power of two left
+        out.append((size, _perfect_root(leaves[at:at + size])))
+        at += size
+    return out
+
+
 @dataclass(frozen=True)
 class RowTable:
     """Per-row hashes in leaf order: ``ids`` (UTF-8 bytes; empty when keyed by content),
@@ -90,25 +102,25 @@ class RowTable:
     def n_rows(self) -> int:
         return len(self.hashes)
 
-    def root(self) -> bytes:
+    def root(self, engine: Engine | None = None) -> bytes:
         """RFC 6962 Merkle root over the row hashes in this order.
 
         RFC 6962's tree over n leaves is the perfect subtrees of n's binary digits, largest
-        first, folded from the right. Each aligned block of 2**18 leaves is one perfect subtree,
-        hashed level by level in numpy; blocks merge like a binary counter and the last, partial
-        block splits into its own powers of two. Memory: one block, whatever n is."""
+        first, folded from the right. Each aligned block of 2**18 leaves is one perfect subtree
+        (the last, partial block its own powers of two), hashed where ``engine`` runs its tasks
+        (default: here, one block at a time); the blocks' roots merge here like a binary
+        counter. Memory: the blocks in flight, whatever n is."""
+        from poisonguard.engine import LocalEngine
+
         n = self.n_rows
         if n == 0:
             return hashlib.sha256(b"").digest()
+        blocks = (self.hashes[start:start + _SLICE].tobytes() for start in range(0, n, _SLICE))
+        runner = engine or LocalEngine(threads=1)
         stack: list[tuple[int, bytes]] = []  # (leaves under it, subtree root), sizes decreasing
-        for start in range(0, n, _SLICE):
-            block = self.hashes[start:start + _SLICE].tobytes()
-            leaves = [merkle.leaf_hash(block[i:i + 32]) for i in range(0, len(block), 32)]
-            at = 0
-            while at < len(leaves):
-                size = 1 << ((len(leaves) - at).bit_length() - 1)  # largest power of two left
-                stack.append((size, _perfect_root(leaves[at:at + size])))
-                at += size
+        for subtrees in runner.map_ordered(_block_roots, blocks, shared=None):
+            for size, node in subtrees:
+                stack.append((size, node))
                 while len(stack) > 1 and stack[-2][0] == stack[-1][0]:
                     (size, left), (_, right) = stack[-2], stack[-1]
                     stack[-2:] = [(2 * size, merkle.node_hash(left, right))]
@@ -304,7 +316,7 @@ def fingerprint(data: str | Path, *, label: str = "label", id_col: str | None = 
     table, info, _, keyed = collect(str(data), label=label, id_col=id_col,
                                     source_col=source_col, engine=engine)
     return {"path": info["path"], "sha256": info.get("sha256"), "rows": info["rows"],
-            "keyed": keyed, "merkle_root": table.root().hex(),
+            "keyed": keyed, "merkle_root": table.root(engine).hex(),
             "columns": {"label": label, "id": id_col, "source": source_col}}
 
 
@@ -325,7 +337,7 @@ def build(data: str, *, label: str = "label", id_col: str | None = None,
     manifest = Manifest(
         data=info, columns={"label": label, "id": id_col, "source": source_col,
                             "features": names},
-        rows=n, keyed=keyed, merkle_root=table.root().hex(), sources=src,
+        rows=n, keyed=keyed, merkle_root=table.root(engine).hex(), sources=src,
         rows_file={"name": "", "sha256": ""}, created=_created())
     return manifest, table
 

@@ -117,7 +117,7 @@ def verify(data: str, manifest_path: str | Path, *, public_key: Any = None,
     if names != list(cols.get("features") or []):
         problems.append(f"feature columns differ: manifest has {', '.join(cols.get('features') or [])}"
                         f"; data has {', '.join(names)}")
-    root = table.root().hex()
+    root = table.root(engine).hex()
     changes = None
     if root != manifest.merkle_root or info["rows"] != manifest.rows:
         problems.append(f"the data does not match the manifest ({info['rows']} rows, Merkle root "
