@@ -261,7 +261,7 @@ class Dataset:
             Xv = _readonly(Xv)
         labels = _readonly(_as_labels(y, n))
         if ids is None:
-            id_arr = np.arange(n).astype(str)
+            id_arr = np.arange(n).astype(f"U{len(str(max(n - 1, 0)))}")  # no wider than needed
         else:
             id_arr = np.asarray([str(v) for v in np.asarray(ids, dtype=object)], dtype=str)
             if len(id_arr) != n:

@@ -385,9 +385,10 @@ def _check_scores(name: str, scores: np.ndarray, n_rows: int) -> None:
 
 def _table(dataset: Dataset, score: np.ndarray, flagged: np.ndarray, reasons: np.ndarray,
            tops: np.ndarray, calibrated: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    # reasons stay Python strings: as a numpy str array every row would take the longest's width
     table = pd.DataFrame({"row_id": np.asarray(dataset.ids, dtype=str), "score": score,
-                          "flagged": flagged, "reason": reasons.astype(str),
-                          "top_detector": tops.astype(str)})
+                          "flagged": flagged, "reason": reasons.astype(object),
+                          "top_detector": tops.astype(object)})
     for name, column in calibrated.items():
         table[name] = column
     return table

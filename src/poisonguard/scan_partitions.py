@@ -230,9 +230,9 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
     score, flagged = np.empty(n), np.zeros(n, dtype=bool)
     reasons = np.full(n, "", dtype=object)
     tops = np.full(n, "", dtype=object)
-    ids = np.arange(n).astype(str) if id_col is None else np.empty(n, dtype=object)
+    ids = None if id_col is None else np.empty(n, dtype=object)  # None: the row numbers
     sources = None if source_col is None else np.empty(n, dtype=object)
-    if id_col is not None:
+    if ids is not None:
         ids[sample] = np.asarray(fit_on.ids, dtype=object)
     if sources is not None:
         sources[sample] = np.asarray(fit_on.sources, dtype=object)
@@ -248,7 +248,7 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
             progress(f"partition {i + 1} of {len(parts)} scored")
         at = items[i][0].start + got.rows
         _store(got.piece, at, raw, cal, score, flagged, reasons, tops)
-        if got.ids is not None:
+        if ids is not None and got.ids is not None:
             ids[at] = got.ids
         if sources is not None and got.sources is not None:
             sources[at] = got.sources
@@ -271,7 +271,7 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
     order = np.argsort(positions, kind="stable")
     keep = flagged[positions[order]]
     held = Held(positions[order][keep], concat(held_rows, name).take(order[keep]))
-    dataset = Dataset(np.empty((n, 0)), y, ids=ids.astype(str), sources=sources,
+    dataset = Dataset(np.empty((n, 0)), y, ids=ids, sources=sources,
                       modality=fit_on.modality, name=name)
     table = _table(dataset, score, flagged, reasons, tops, cal)
     timings = {**ev.timings, **timings, "total": time.perf_counter() - start}
