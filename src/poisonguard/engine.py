@@ -274,7 +274,7 @@ class DaskEngine(Engine):
 
         def submit(item: Any) -> tuple[Any, Any]:  # data goes as data, not in the task graph
             data = client.scatter([item], hash=False)[0]
-            return client.submit(_as_value, fn, common, data, pure=False), data
+            return client.submit(_as_value, fn, common, data, key=_key(fn)), data
 
         try:
             for item in islice(todo, window):
@@ -305,7 +305,7 @@ class DaskEngine(Engine):
         try:
             for part in islice(todo, window):
                 pending.append(client.submit(_as_value, hash_partition, part, roles,
-                                             pure=False))
+                                             key=_key(hash_partition)))
             for wait in waits:  # the file-wide checks first, as the local engine makes them
                 wait.result()
             while pending:
@@ -317,7 +317,7 @@ class DaskEngine(Engine):
                 nxt = next(todo, None)
                 if nxt is not None:
                     pending.append(client.submit(_as_value, hash_partition, nxt, roles,
-                                                 pure=False))
+                                                 key=_key(hash_partition)))
                 yield result
             if digest is not None:
                 info["sha256"] = digest.result()
@@ -335,6 +335,14 @@ def _as_value(fn: Callable[[Any, Any], Any], shared: Any, item: Any) -> Any:
         return fn(shared, item)
     except PoisonguardError as exc:
         return exc
+
+
+def _key(fn: Callable[..., Any]) -> str:
+    """A fresh task key named after the function it runs (what Dask's dashboard and task
+    stream show)."""
+    from uuid import uuid4
+
+    return f"{getattr(fn, '__name__', 'task')}-{uuid4().hex}"
 
 
 def _cpus() -> int:
