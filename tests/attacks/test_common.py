@@ -29,6 +29,10 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
                              {"trigger": "common"}, {"trigger": "style"}],
     "feature-collision": [{"steps": 20}],
     "availability": [{"steps": 5}],
+    "adaptive-backdoor": [{"rounds": 0}, {"rounds": 1, "floor": 0.0}],
+    "adaptive-blend": [{}],
+    "adaptive-patch": [{}],
+    "spread-backdoor": [{}, {"trigger": "shift"}],
 }
 
 def _fits(modality: str, params: dict[str, Any]) -> bool:
@@ -61,7 +65,8 @@ def _run(name: str, kind: str, params: dict[str, Any], seed: int = 0,
 
 def test_every_family_is_registered() -> None:
     assert set(ATTACKS) == {"label-flip", "subpopulation", "backdoor", "clean-label-backdoor",
-                            "feature-collision", "availability"}
+                            "feature-collision", "availability", "adaptive-backdoor",
+                            "adaptive-blend", "adaptive-patch", "spread-backdoor"}
     for cls in ATTACKS.values():
         assert issubclass(cls, Attack) and cls.summary and cls.family
 

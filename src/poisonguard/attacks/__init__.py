@@ -6,6 +6,15 @@ came from; the input is never changed and the same seed gives the same bytes.
 """
 
 from poisonguard.attacks._base import ATTACKS, Attack, PoisonResult, Target, get_attack
+from poisonguard.attacks.adaptive import (
+    Adaptation,
+    AdaptiveBackdoor,
+    AdaptiveBlend,
+    AdaptivePatch,
+    AdaptiveRound,
+    SpreadBackdoor,
+    adapt,
+)
 from poisonguard.attacks.availability import Availability
 from poisonguard.attacks.backdoor import Backdoor
 from poisonguard.attacks.clean_label import CleanLabelBackdoor
@@ -22,7 +31,8 @@ from poisonguard.attacks.triggers import (
     load_trigger,
 )
 
-__all__ = ["ATTACKS", "Attack", "Availability", "Backdoor", "BlendTrigger", "CleanLabelBackdoor",
-           "FeatureCollision", "FeatureTrigger", "LabelFlip", "PatchTrigger", "PoisonResult",
-           "Subpopulation", "Target", "TokenTrigger", "Trigger", "fit_trigger", "get_attack",
-           "load_trigger"]
+__all__ = ["ATTACKS", "Adaptation", "AdaptiveBackdoor", "AdaptiveBlend", "AdaptivePatch",
+           "AdaptiveRound", "Attack", "Availability", "Backdoor", "BlendTrigger",
+           "CleanLabelBackdoor", "FeatureCollision", "FeatureTrigger", "LabelFlip", "PatchTrigger",
+           "PoisonResult", "SpreadBackdoor", "Subpopulation", "Target", "TokenTrigger", "Trigger",
+           "adapt", "fit_trigger", "get_attack", "load_trigger"]

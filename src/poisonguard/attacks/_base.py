@@ -84,6 +84,7 @@ class Attack(ABC):
     family: ClassVar[str]
     summary: ClassVar[str]
     modalities: ClassVar[tuple[str, ...]] = ("tabular", "image", "text")
+    adaptive: ClassVar[bool] = False  # an evasive variant: left out of a red team unless named
     rate: float | None
     count: int | None
 

@@ -101,8 +101,27 @@ def attack(
     inject: Annotated[bool | None, Opt("--inject/--modify", help="backdoor: add triggered copies, "
                                        "or change rows (default: inject for text only).")] = None,
     save_trigger: Annotated[Path | None, Opt(help="Write the backdoor trigger as JSON.")] = None,
+    adaptive: Annotated[bool, Opt("--adaptive", help="Run the adaptive loop against the default "
+                                  "scan: backdoor becomes adaptive-backdoor; adaptive-blend, "
+                                  "adaptive-patch and spread-backdoor get --rounds (default 3).")
+                        ] = False,
+    rounds: Annotated[int | None, Opt(min=0, max=20, help="Adaptive loop: rounds of scan and "
+                                      "swap (adaptive-backdoor: default 3); label-flip greedy: "
+                                      "rounds of flips.")] = None,
+    floor: Annotated[float | None, Opt(help="Adaptive loop: attack success on the attacker's "
+                                            "held-out rows it must keep (default 0.5).")] = None,
+    cover: Annotated[float | None, Opt(help="adaptive-blend / -patch: share of the budget that "
+                                            "carries the trigger with its own label.")] = None,
+    strength: Annotated[float | None, Opt(help="spread-backdoor: share of the trigger's strength "
+                                               "on each row.")] = None,
 ) -> None:
-    """Poison a dataset and write the poisoned copy with its ground truth."""
+    """Poison a dataset and write the poisoned copy with its ground truth.
+
+    ``--adaptive``: the attacker holds out a share of the rows, scans its own poisoned copy
+    with the default scan, swaps the poison rows scored highest for rows like the ones it
+    missed, and keeps the round the scan ranks lowest while a logistic-regression proxy keeps
+    its attack success on the held-out rows at ``--floor``; each round is printed.
+    """
     import numpy as np
 
     from poisonguard import io
@@ -117,13 +136,16 @@ def attack(
     io.check_output(truth_path, "--truth")
     if save_trigger is not None:
         io.check_output(save_trigger, "--save-trigger")
+    if adaptive:
+        attack, rounds = _adaptive(attack, rounds)
     params = _attack_params(attack, {
         "rate": rate, "count": count, "strategy": strategy, "source_class": source_class,
         "target_class": target_class, "where": where, "method": method, "trigger": trigger,
         "trigger_size": _count(trigger_size, "--trigger-size"), "trigger_value": trigger_value,
         "alpha": alpha,
         "columns": tuple(c.strip() for c in columns.split(",")) if columns else None,
-        "token": token, "model": model, "inject": inject})
+        "token": token, "model": model, "inject": inject, "rounds": rounds, "floor": floor,
+        "cover": cover, "strength": strength})
     default_ids, input_ids = ds.has_default_ids, ds.ids
     if target_row is not None:
         if attack != "feature-collision":
@@ -135,9 +157,21 @@ def attack(
         ds = ds.take(np.flatnonzero(ds.ids != target_row))
     resolve_budget(rate, count, ds.n_rows)  # parameter mistakes first, without the file name
     try:
-        result = get_attack(attack)(**params).poison(ds, rng=np.random.default_rng(seed))
+        chosen = get_attack(attack)(**params)
+        run = None
+        if attack in _LOOPED and int(getattr(chosen, "rounds", 0)) > 0:
+            from poisonguard.attacks import adapt
+
+            run = adapt(chosen, ds, rng=np.random.default_rng(seed))
+        result = run.result if run is not None else chosen.poison(ds, rng=np.random.default_rng(seed))
     except InputError as exc:  # about this data: say which file
         raise InputError(f"{data}: {exc}") from None
+    if run is not None:
+        for r in run.rounds:
+            typer.echo(f"round {r.round}: swapped {r.swapped}, scan AUROC {r.scan_auroc:.3f}, "
+                       f"{r.flagged} of {result.n_poisoned} poison rows flagged, proxy attack "
+                       f"success {r.proxy_success:.3f}", err=True)
+        typer.echo(f"kept round {run.kept}", err=True)
     if target_row is not None:  # rows were taken out before the attack: index the input file
         keep = np.flatnonzero(input_ids != target_row)
         src = np.where(result.source_index >= 0, keep[np.maximum(result.source_index, 0)], -1)
@@ -166,6 +200,20 @@ def attack(
     if result.target is not None:
         who = ", ".join(result.target.ids) or str(target_row)
         typer.echo(f"target row {who} is aimed at class {result.target.label}", err=True)
+
+
+_LOOPED = ("adaptive-backdoor", "adaptive-blend", "adaptive-patch", "spread-backdoor")
+
+
+def _adaptive(attack: str, rounds: int | None) -> tuple[str, int]:
+    """The attack and rounds ``--adaptive`` runs: ``backdoor`` becomes ``adaptive-backdoor``."""
+    name = "adaptive-backdoor" if attack == "backdoor" else attack
+    if name not in _LOOPED:
+        raise InputError(f"--adaptive runs the adaptive loop around a backdoor: attack "
+                         f"backdoor, {', '.join(_LOOPED)} (got {attack!r})")
+    if rounds == 0:
+        raise InputError("--adaptive needs --rounds of at least 1 (got 0)")
+    return name, 3 if rounds is None else rounds
 
 
 @trigger_app.command("apply")

@@ -196,7 +196,8 @@ def _skipped(name: str, variant: str, budget: float, clean_acc: float, why: str)
 
 def _attack_names(dataset: Dataset, attacks: Iterable[str] | None) -> list[str]:
     if attacks is None:
-        return sorted(n for n, cls in ATTACKS.items() if dataset.modality in cls.modalities)
+        return sorted(n for n, cls in ATTACKS.items()
+                      if dataset.modality in cls.modalities and not cls.adaptive)
     names = list(attacks)
     for name in names:
         cls = get_attack(name)
@@ -220,7 +221,8 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
                 budgets: Sequence[float] = (0.01, 0.05, 0.1), attacks: Iterable[str] | None = None,
                 seed: int = 0, test_size: float = 0.3, n_targets: int = 3,
                 defense: Any = None) -> RedteamReport:
-    """Every applicable registered attack at each budget against a clean baseline.
+    """Every applicable registered attack at each budget against a clean baseline (the
+    adaptive variants, which run our scan in their loop, only when named in ``attacks``).
 
     The data is split (stratified, ``seed``), the clean model is trained once, and each attack
     poisons the training split with ``np.random.default_rng(seed)`` before a model of the same
