@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from poisonguard.cli import attack as _attack
+from poisonguard.cli import audit as _audit
 from poisonguard.cli import data as _data
 from poisonguard.cli import gate as _gate
 from poisonguard.cli import harden as _harden
@@ -21,7 +22,7 @@ from poisonguard.cli._common import app, run_app
 __all__ = ["app", "entry", "main"]
 
 # command modules register themselves on ``app``
-_ = (_attack, _data, _gate, _harden, _ledger, _monitor, _redteam, _scan, _trace)
+_ = (_attack, _audit, _data, _gate, _harden, _ledger, _monitor, _redteam, _scan, _trace)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,27 +51,6 @@ def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
     return out
 
 
-def _encode(ds: Dataset) -> tuple[Any, dict[str, Any]]:
-    """Features as numbers and the encoding that reproduces them: tables and images through
-    :class:`NumericCodec`; text through the modality's own featurizer (TF-IDF, sparse), its
-    vocabulary, IDF and settings kept."""
-    import numpy as np
-
-    from poisonguard.models import featurizer
-    from poisonguard.models._codec import NumericCodec
-
-    if ds.modality == "text":
-        vec = featurizer(ds)
-        X = vec.fit_transform(np.asarray(ds.X, dtype=str))
-        terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-        return X, {"text": {"vocabulary": terms, "idf": [float(v) for v in vec.idf_],
-                            "ngram_range": list(vec.ngram_range),
-                            "sublinear_tf": bool(vec.sublinear_tf),
-                            "lowercase": bool(vec.lowercase)}}
-    codec = NumericCodec.fit(ds)
-    return codec.encode(ds.X), codec.spec()
-
-
 @app.command("harden")
 def harden(
     data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
@@ -120,12 +99,13 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
     again."""
     import numpy as np
 
+    from poisonguard.defenses._encoding import fit_encoding
     from poisonguard.defenses.store import save_model
 
     if ds.modality == "text" and not model.__sklearn_tags__().input_tags.sparse:
         raise InputError(f"{option} {model.name}: takes tabular or image data; text is encoded "
                          "as sparse TF-IDF, which it cannot train on")
-    X, encoding = _encode(ds)
+    X, encoding = fit_encoding(ds)
     if ds.modality == "image" and getattr(model, "net", None) == "cnn":
         X = X.reshape((len(X), *np.shape(ds.X)[1:]))  # the CNN sees images, not flat rows
     try:
@@ -218,67 +198,21 @@ def certify(
 
 
 def _encode_like(ds: Dataset, spec: dict[str, Any], where: Path) -> Any:
+    """The features of ``ds`` encoded as the model's training data was."""
     import numpy as np
 
-    from poisonguard.models._codec import encode_features as encode
+    from poisonguard.defenses._encoding import TableEncoding, read_encoding, tfidf
 
-    enc = spec.get("encoding")
-    if not isinstance(enc, dict):
-        raise InputError(f"{where}: spec.json has no feature 'encoding'")
+    enc = read_encoding(spec, where)
     if "text" in enc:
-        return _text_like(ds, enc["text"], where)
-    try:
-        frame = bool(enc["frame"])
-        numeric = [str(c) for c in enc["numeric"]]
-        categories = [(str(c), [str(v) for v in values]) for c, values in enc["categories"]]
-        fill = np.asarray(enc["fill"], dtype=np.float64)
-        columns = [str(c) for c in enc["columns"]]
-        shape = [int(s) for s in enc["shape"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{where}: malformed 'encoding' in spec.json ({exc})") from None
-    if frame:
-        have = [str(c) for c in ds.X.columns] if ds.is_frame else list(ds.feature_names)
-        missing = [c for c in columns if c not in have]
-        if missing:
-            raise InputError(f"{ds.name}: lacks the model's columns {', '.join(missing[:5])}")
-        X = ds.X if ds.is_frame else ds.frame()
-        return encode(X[columns], frame=True, numeric=numeric, categories=categories, fill=fill)
-    if columns and list(ds.feature_names) != columns:
-        have = list(map(str, ds.feature_names))
-        if sorted(have) != sorted(columns):
-            from poisonguard._validation import column_difference
-
-            raise InputError(f"{ds.name}: its columns differ from the model's "
-                             f"({column_difference(have, columns)})")
-        return encode(ds.frame()[columns].to_numpy(dtype=np.float64), frame=False, numeric=numeric,
-                      categories=categories, fill=fill)
-    if list(np.shape(ds.X)[1:]) != shape:
+        if ds.modality != "text":
+            raise InputError(f"{ds.name}: {ds.modality} data, but the model was trained on text")
+        return tfidf(enc["text"], where).transform(np.asarray(ds.X, dtype=str))
+    table = TableEncoding.read(enc, where)
+    if not table.frame and not table.reorders(ds) and list(np.shape(ds.X)[1:]) != table.shape:
         raise InputError(f"{ds.name}: features of shape {list(np.shape(ds.X)[1:])}, but the model "
-                         f"was trained on {shape}")
-    return encode(ds.X, frame=False, numeric=numeric, categories=categories, fill=fill)
-
-
-def _text_like(ds: Dataset, enc: Any, where: Path) -> Any:
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    if ds.modality != "text":
-        raise InputError(f"{ds.name}: {ds.modality} data, but the model was trained on text")
-    try:
-        terms = [str(t) for t in enc["vocabulary"]]
-        idf = np.asarray(enc["idf"], dtype=np.float64)
-        ngram = (int(enc["ngram_range"][0]), int(enc["ngram_range"][1]))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"{where}: malformed text 'encoding' in spec.json ({exc})") from None
-    whole = (terms and idf.shape == (len(terms),) and np.all(np.isfinite(idf))
-             and len(set(terms)) == len(terms) and 1 <= ngram[0] <= ngram[1] <= 5)
-    if not whole:
-        raise InputError(f"{where}: text 'encoding' in spec.json does not hold together")
-    vec = TfidfVectorizer(ngram_range=ngram, sublinear_tf=bool(enc.get("sublinear_tf", True)),
-                          lowercase=bool(enc.get("lowercase", True)), dtype=np.float64,
-                          vocabulary={t: i for i, t in enumerate(terms)})
-    vec.idf_ = idf
-    return vec.transform(np.asarray(ds.X, dtype=str))
+                         f"was trained on {table.shape}")
+    return table.encode(ds)
 
 
 def _plot(curve: Any, path: Path, *, title: str) -> None:
