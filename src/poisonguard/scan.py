@@ -466,15 +466,8 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
         _store(piece, rows, raw, cal, score, flagged, reasons, tops)
     if blocks:
         timings["score chunks"] = time.perf_counter() - t0
-    _store(_score_piece(comb, fitted, own, {name: f[2] for name, f in fitted.items()}), sample,
-           raw, cal, score, flagged, reasons, tops)
-    threshold = THRESHOLD
-    if n_budget is not None:
-        chosen = np.argsort(-score, kind="stable")[:n_budget]
-        flagged = np.zeros(n, dtype=bool)
-        flagged[chosen] = True
-        threshold = float(score[chosen].min())
-        _explain_budget(comb, flagged, reasons, tops, sample, own, fitted, dataset, ev, cal)
+    flagged, threshold = finish_sample(comb, fitted, own, sample, n_budget, raw, cal, score,
+                                       flagged, reasons, tops, dataset, ev)
     table = _table(dataset, score, flagged, reasons, tops, cal)
     timings = {**ev.timings, **timings, "total": time.perf_counter() - start}
     return ScanReport(dataset=dataset, table=table, raw=raw, detectors=comb.names,
@@ -484,6 +477,24 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
                                for name, w in zip(comb.names, comb.weights, strict=True)},
                       regime={**_regime(ev, n, chunks=n_chunks, chunk_rows=chunk),
                               "engine": runner.name})
+
+
+def finish_sample(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]], own: Any,
+                  sample: np.ndarray, n_budget: int | None, raw: dict[str, np.ndarray],
+                  cal: dict[str, np.ndarray], score: np.ndarray, flagged: np.ndarray,
+                  reasons: np.ndarray, tops: np.ndarray, dataset: Dataset,
+                  ev: Evidence) -> tuple[np.ndarray, float]:
+    """Store the fitted sample's own scores, then apply a budget (a top-k over every row,
+    explained): the final flags and threshold of a two-phase scan."""
+    _store(_score_piece(comb, fitted, own, {name: f[2] for name, f in fitted.items()}), sample,
+           raw, cal, score, flagged, reasons, tops)
+    if n_budget is None:
+        return flagged, THRESHOLD
+    chosen = np.argsort(-score, kind="stable")[:n_budget]
+    flagged = np.zeros(len(score), dtype=bool)
+    flagged[chosen] = True
+    _explain_budget(comb, flagged, reasons, tops, sample, own, fitted, dataset, ev, cal)
+    return flagged, float(score[chosen].min())
 
 
 @dataclass(frozen=True)

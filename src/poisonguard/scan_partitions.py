@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from poisonguard.dataset import Dataset
-from poisonguard.detectors._ensemble import THRESHOLD, Combination, fit_combination
+from poisonguard.detectors._ensemble import Combination, fit_combination
 from poisonguard.errors import InputError
 from poisonguard.evidence import Evidence
 from poisonguard.provenance.partitions import Partition, Roles, open_source, plan, read_partition
@@ -39,7 +39,6 @@ from poisonguard.scan import (
     Progress,
     ScanReport,
     _detector_names,
-    _explain_budget,
     _fit_detectors,
     _Piece,
     _positive,
@@ -51,6 +50,7 @@ from poisonguard.scan import (
     _versions,
     _warm,
     explain_rows,
+    finish_sample,
     scan,
 )
 
@@ -255,15 +255,8 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
         held_pos.append(at[got.held])
         held_rows.append(got.held_rows)
     timings["score partitions"] = time.perf_counter() - t0
-    _store(_score_piece(comb, fitted, own, {nm: f[2] for nm, f in fitted.items()}), sample,
-           raw, cal, score, flagged, reasons, tops)
-    threshold = THRESHOLD
-    if n_budget is not None:
-        chosen = np.argsort(-score, kind="stable")[:n_budget]
-        flagged = np.zeros(n, dtype=bool)
-        flagged[chosen] = True
-        threshold = float(score[chosen].min())
-        _explain_budget(comb, flagged, reasons, tops, sample, own, fitted, skeleton, ev, cal)
+    flagged, threshold = finish_sample(comb, fitted, own, sample, n_budget, raw, cal, score,
+                                       flagged, reasons, tops, skeleton, ev)
     in_sample = flagged[sample]
     held_pos.append(sample[in_sample])
     held_rows.append(fit_on.take(np.flatnonzero(in_sample)))
