@@ -149,3 +149,15 @@ def test_ids_and_sources_come_from_the_partitions(tmp_path: Path) -> None:
                           chunk_rows=500, partition_rows=700, **roles)
     pd.testing.assert_frame_equal(rep.table, whole.table)
     pd.testing.assert_frame_equal(rep.by_source(), whole.by_source())
+
+
+def test_cli_on_dask_loads_an_npz_file_whole(dask_engine: DaskEngine, tmp_path: Path) -> None:
+    from poisonguard.datasets import load_dataset
+
+    io.save(load_dataset("breast_cancer"), tmp_path / "bc.npz")
+    address = dask_engine.connect().scheduler.address
+    assert main(["scan", str(tmp_path / "bc.npz"), "-o", str(tmp_path / "out"), "-q",
+                 "--engine", "dask", "--scheduler", address, "--sample-rows", "300",
+                 "--detectors", "label,outlier"]) == 0
+    regime = io.read_json(tmp_path / "out" / "report.json", "report")["summary"]["regime"]
+    assert regime["read"] == "whole" and regime["engine"] == "dask" and regime["rows"] == 569

@@ -351,7 +351,9 @@ def scan(
     if Path(data).is_dir() and needs:
         raise InputError(f"{data}: a folder is scanned as partitions, and {', '.join(needs)} "
                          "need the data loaded whole: give one data file")
-    if Path(data).exists() and not needs and (engine == "dask" or Path(data).is_dir()):
+    as_partitions = Path(data).is_dir() or (
+        engine == "dask" and Path(data).is_file() and Path(data).suffix.lower() in (".csv", ".parquet"))
+    if as_partitions and not needs:  # an NPZ file is loaded here and its chunks shipped
         report, written = _scan_partitions(
             data, out, runner, label=label, id_col=id_col, source_col=source_col,
             detectors=names, budget=n_budget, seed=seed, model=model, embedder=embedder,
