@@ -254,6 +254,16 @@ def scan_folder(n: int, cache: Path) -> tuple[Path, np.ndarray]:
     return folder, np.load(flips)
 
 
+def _scan_numbers(got: dict[str, Any], rep: Any, flip: np.ndarray) -> dict[str, float]:
+    """A scan's regime, slow steps and flagged-rows digest into ``got``; its detection metrics."""
+    got["regime"] = rep.summary()["regime"]
+    got["steps"] = {k: round(v, 1) for k, v in rep.timings.items() if v >= 1}
+    got["flagged_digest"] = __import__("hashlib").sha256(
+        np.flatnonzero(rep.flagged).tobytes()).hexdigest()[:16]
+    out: dict[str, float] = rep.evaluate(flip)
+    return out
+
+
 def scan_child(mode: str, n: int, cache: Path) -> None:
     """In a child process: one scan (``sampled``: the default; ``whole``: fitted on every
     row; ``dask``: the default on a 2-worker LocalCluster; ``partitions``: the default of a
@@ -273,11 +283,7 @@ def scan_child(mode: str, n: int, cache: Path) -> None:
         got["seconds"] = time.perf_counter() - t0
         got["worker peak MiB"] = max(engine.connect().run(_peak_kib).values()) / 1024
         engine.close()
-        m = rep.evaluate(flip)
-        got["regime"] = rep.summary()["regime"]
-        got["steps"] = {k: round(v, 1) for k, v in rep.timings.items() if v >= 1}
-        got["flagged_digest"] = __import__("hashlib").sha256(
-            np.flatnonzero(rep.flagged).tobytes()).hexdigest()[:16]
+        m = _scan_numbers(got, rep, flip)
         got.update({"auroc": m["auroc"], "f1": m["f1"], "precision": m["precision"],
                     "recall": m["recall"], "peak MiB": _peak_kib() / 1024})
         print(json.dumps(got))
@@ -312,11 +318,7 @@ def scan_child(mode: str, n: int, cache: Path) -> None:
         if engine is not None:
             got["worker peak MiB"] = max(engine.connect().run(_peak_kib).values()) / 1024
             engine.close()
-        m = rep.evaluate(flip)
-        got["regime"] = rep.summary()["regime"]
-        got["steps"] = {k: round(v, 1) for k, v in rep.timings.items() if v >= 1}
-        got["flagged_digest"] = __import__("hashlib").sha256(
-            np.flatnonzero(rep.flagged).tobytes()).hexdigest()[:16]
+        m = _scan_numbers(got, rep, flip)
     got.update({"auroc": m["auroc"], "f1": m["f1"], "precision": m["precision"],
                 "recall": m["recall"], "peak MiB": _peak_kib() / 1024})
     print(json.dumps(got))

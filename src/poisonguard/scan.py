@@ -442,11 +442,7 @@ def _sampled_scan(dataset: Dataset, names: list[str], n_budget: int | None, limi
     fitted, skipped, timings = _fit_detectors(names, ev, progress, sampled=limit)
     comb = fit_combination({name: f[2].suspicion for name, f in fitted.items()},
                            {name: f[0].calibration for name, f in fitted.items()}, n)
-    raw = {name: np.empty(n) for name in comb.names}
-    cal = {name: np.empty(n) for name in comb.names}
-    score, flagged = np.empty(n), np.zeros(n, dtype=bool)
-    reasons = np.full(n, "", dtype=object)
-    tops = np.full(n, "", dtype=object)
+    raw, cal, score, flagged, reasons, tops = empty_results(comb.names, n)
     in_sample = np.zeros(n, dtype=bool)
     in_sample[sample] = True
     rest = np.flatnonzero(~in_sample)
@@ -495,6 +491,16 @@ def finish_sample(comb: Combination, fitted: Mapping[str, tuple[Any, Any, Any]],
     flagged[chosen] = True
     _explain_budget(comb, flagged, reasons, tops, sample, own, fitted, dataset, ev, cal)
     return flagged, float(score[chosen].min())
+
+
+def empty_results(names: Sequence[str], n: int) -> tuple[
+        dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
+        np.ndarray]:
+    """Per-row results of ``n`` rows to fill (:func:`_store`): raw and calibrated scores per
+    detector, combined score, flags, reasons and the detector behind each."""
+    return ({name: np.empty(n) for name in names}, {name: np.empty(n) for name in names},
+            np.empty(n), np.zeros(n, dtype=bool), np.full(n, "", dtype=object),
+            np.full(n, "", dtype=object))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from poisonguard.scan import (
     _table,
     _versions,
     _warm,
+    empty_results,
     explain_rows,
     finish_sample,
     scan,
@@ -141,11 +142,7 @@ def _partition_task(shared: tuple[Combination, Mapping[str, tuple[Any, Any, Any]
     ds = read_partition(part, roles)
     keep = np.setdiff1d(np.arange(ds.n_rows), skip, assume_unique=True)
     n = len(keep)
-    raw = {name: np.empty(n) for name in comb.names}
-    cal = {name: np.empty(n) for name in comb.names}
-    score, flagged = np.empty(n), np.zeros(n, dtype=bool)
-    reasons = np.full(n, "", dtype=object)
-    tops = np.full(n, "", dtype=object)
+    raw, cal, score, flagged, reasons, tops = empty_results(comb.names, n)
     for begin in range(0, n, chunk):
         at = np.arange(begin, min(begin + chunk, n))
         piece = _score_piece(comb, fitted, ev.view(ds.take(keep[at])))
@@ -225,11 +222,7 @@ def scan_partitions(data: str, *, engine: Engine, label: str = "label",
     fitted, skipped, timings = _fit_detectors(names_ok, ev, progress, sampled=limit)
     comb = fit_combination({nm: f[2].suspicion for nm, f in fitted.items()},
                            {nm: f[0].calibration for nm, f in fitted.items()}, n)
-    raw = {nm: np.empty(n) for nm in comb.names}
-    cal = {nm: np.empty(n) for nm in comb.names}
-    score, flagged = np.empty(n), np.zeros(n, dtype=bool)
-    reasons = np.full(n, "", dtype=object)
-    tops = np.full(n, "", dtype=object)
+    raw, cal, score, flagged, reasons, tops = empty_results(comb.names, n)
     ids = None if id_col is None else np.empty(n, dtype=object)  # None: the row numbers
     sources = None if source_col is None else np.empty(n, dtype=object)
     if ids is not None:
