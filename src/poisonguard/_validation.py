@@ -24,6 +24,28 @@ def check_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
+def check_in(name: str, value: Any, low: float, high: float, *, closed_low: bool = False,
+             closed_high: bool = True) -> float:
+    """A finite number in the interval from ``low`` to ``high`` (open at ``low`` and closed at
+    ``high`` unless said otherwise), else a one-line :class:`InputError` naming ``name``."""
+    ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if ok:
+        ok = (low <= value if closed_low else low < value) and (
+            value <= high if closed_high else value < high)
+    if not ok:
+        brackets = ("[" if closed_low else "(") + f"{low:g}, {high:g}" + ("]" if closed_high else ")")
+        raise InputError(f"'{name}' must be in {brackets} (got {value!r})")
+    return float(value)
+
+
+def check_whole(name: str, value: Any, low: int, high: int) -> int:
+    """A whole number in ``[low, high]``, else a one-line :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
+        raise InputError(f"'{name}' must be a whole number in [{low}, {high}] (got {value!r})")
+    return int(value)
+
+
 def check_rng(rng: Any) -> np.random.Generator:
     """Require a :class:`numpy.random.Generator`; seeds belong to the caller."""
     if not isinstance(rng, np.random.Generator):
