@@ -332,4 +332,4 @@ class AdaptiveBackdoor(_TriggerAttack):
     def _plan(self, dataset: Dataset, target: Any, rng: np.random.Generator) -> Plan:
         trigger = self._trigger(dataset, target, rng)
         return Plan(trigger, target, np.flatnonzero(dataset.y != target), 0, 0,
-                     lambda rows: trigger.apply(take_rows(dataset.X, rows)))
+                    lambda rows: trigger.apply(take_rows(dataset.X, rows)))
