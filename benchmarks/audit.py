@@ -42,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.audits import NeuralCleanse, Strip
 from poisonguard.audits._zoo import ZooCase, make_case
+from poisonguard.audits.strip import SUPERPOSITIONS
 from poisonguard.dataset import Dataset
 from poisonguard.datasets import load_dataset
 from poisonguard.errors import PoisonguardError
@@ -49,6 +50,8 @@ from poisonguard.evaluation import markdown_table, publish
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit.md"
 TRAFFIC = (180, 20)  # clean and triggered inputs the STRIP audit sees
+EFFECTIVE = 0.5  # a backdoored model whose trigger works on at least this share of inputs
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -191,16 +194,24 @@ def run_case(spec: Spec, art: bool) -> dict[str, Any]:
     report = Strip().audit(case.model, case.clean, rng=rng, inputs=traffic)
     row.update(strip_score=report.score, strip_suspicious=report.suspicious,
                strip_target=report.target, strip_s=report.seconds)
-    t1 = time.perf_counter()
-    fitted = Strip().fit(case.model, case.clean, frr=0.01, rng=rng)
     triggered = np.asarray(case.trigger.apply(X))
-    row.update(strip_far=float(1 - fitted.filter(triggered, rng=rng).flagged.mean()),
-               strip_frr_test=float(fitted.filter(X, rng=rng).flagged.mean()),
-               strip_filter_s=time.perf_counter() - t1)
+    # the triggered inputs the backdoor works on (STRIP's paper: every trojaned input does)
+    works = np.asarray(case.model.predict(triggered)) == case.target
+    row["effective_share"] = float(works.mean())
+    for superposition in SUPERPOSITIONS:
+        t1 = time.perf_counter()
+        fitted = Strip(superposition=superposition).fit(case.model, case.clean, frr=0.01, rng=rng)
+        passed = ~fitted.filter(triggered, rng=rng).flagged
+        key = "" if superposition == "strongest" else f"_{superposition}"
+        row.update({f"strip_far{key}": float(passed.mean()),
+                    f"strip_far_effective{key}": float(passed[works].mean()) if works.any() else NAN,
+                    f"strip_frr_test{key}": float(fitted.filter(X, rng=rng).flagged.mean()),
+                    f"strip_filter_s{key}": time.perf_counter() - t1})
     if art and case.model.module is not None and case.model.modality == "image":
         flagged, seconds = art_strip(case, triggered, spec.seed)
         clean_flagged, _ = art_strip(case, X, spec.seed + 1)
         row.update(art_strip_far=float(1 - flagged.mean()),
+                   art_strip_far_effective=float(1 - flagged[works].mean()) if works.any() else NAN,
                    art_strip_frr_test=float(clean_flagged.mean()), art_strip_s=seconds)
     print(f"{case.name}: acc {case.accuracy:.3f} asr {case.attack_success:.3f} "
           f"NC {row.get('nc_score', float('nan')):.2f} -> {row.get('nc_target')} "
@@ -215,7 +226,9 @@ def rate_of(values: pd.Series) -> float:
 
 def audit_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
-    groups = [("all", frame), ("images", frame[frame.data.isin(["digits", "fashion_mnist"])]),
+    works = ~frame.backdoored | (frame.attack_success >= EFFECTIVE)
+    groups = [("all", frame), (f"backdoors with attack success >= {EFFECTIVE:g}", frame[works]),
+              ("images", frame[frame.data.isin(["digits", "fashion_mnist"])]),
               ("tabular", frame[frame.data == "tabular10"]), ("text", frame[frame.data == "sms_spam"])]
     for audit, prefix in (("Neural Cleanse", "nc"), ("STRIP (audit of traffic)", "strip")):
         for group, part in groups:
@@ -239,10 +252,19 @@ def filter_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     bad = frame[frame.backdoored]
     for (data, trig), part in bad.groupby(["data", "trigger"], sort=True):
         row = {"data": data, "trigger": trig, "models": len(part),
-               "FAR ours": part.strip_far.mean(), "clean test rejected, ours": part.strip_frr_test.mean(),
+               "triggered inputs sent to the target": part.effective_share.mean(),
+               "FAR ours": part.strip_far.mean(),
+               "FAR ours, effective": part.strip_far_effective.mean(),
+               "clean test rejected, ours": part.strip_frr_test.mean(),
                "s ours": part.strip_filter_s.mean()}
+        if data in ("digits", "fashion_mnist"):
+            row.update({"FAR add": part.strip_far_add.mean(),
+                        "FAR add, effective": part.strip_far_effective_add.mean(),
+                        "FAR blend": part.strip_far_blend.mean(),
+                        "FAR blend, effective": part.strip_far_effective_blend.mean()})
         if "art_strip_far" in part and part.art_strip_far.notna().any():
             row.update({"FAR ART": part.art_strip_far.mean(),
+                        "FAR ART, effective": part.art_strip_far_effective.mean(),
                         "clean test rejected, ART": part.art_strip_frr_test.mean(),
                         "s ART": part.art_strip_s.mean()})
         rows.append(row)
@@ -277,7 +299,11 @@ STRIP as an input filter on the backdoored models: the threshold rejects 1 % of 
 sample (200 rows; ours: empirical quantile of the clean entropies, each clean input superimposed
 with 20 other clean inputs; ART: the 1 % quantile of a normal fitted to them, its
 `false_acceptance_rate=0.01`). *FAR*: share of triggered test inputs (other classes) not
-flagged; *clean test rejected*: share of clean test inputs flagged (the realised FRR). ART runs
+flagged; *effective*: among the triggered inputs the model sends to the target (the inputs the
+backdoor works on; STRIP's paper measures models whose every trojaned input does); *clean test
+rejected*: share of clean test inputs flagged (the realised FRR). *Ours* is the default
+superposition (`strongest`: each pixel from whichever image departs more from the clean
+sample's median pixel); *add* and *blend* are the other two (`Strip(superposition=...)`). ART runs
 on the torch image models only (wrapped as a `PyTorchClassifier` with a softmax); it takes the
 entropy along the overlays axis (`scipy.stats.entropy(..., axis=0)`), not along the classes as
 the paper does, and draws overlays from the global NumPy RNG (seeded here).
@@ -316,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             art_nc = traceback.format_exc().strip().splitlines()[-1]
     command = f"`python benchmarks/audit.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
     zoo_cols = ["name", "accuracy", "attack_success", "nc_score", "nc_target", "nc_iou",
-                "strip_score", "strip_target", "strip_far"]
+                "strip_score", "strip_target", "strip_far", "strip_far_effective"]
     parts = [f"# Model audits: Neural Cleanse and STRIP\n\n{command} — {versions()}.\n",
              "## Backdoored or not: audits over the zoo\n", NOTE,
              markdown_table(pd.DataFrame(audit_table(frame))),

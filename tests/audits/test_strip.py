@@ -35,10 +35,38 @@ def test_filter_flags_triggered_inputs_at_one_percent_frr(digits_backdoored: Zoo
     triggered = fitted.filter(digits_backdoored.trigger.apply(X), rng=np.random.default_rng(2))
     assert clean.entropy.shape == clean.flagged.shape == (len(X),)
     assert ((clean.entropy >= 0) & (clean.entropy <= 1)).all()
-    # measured: 1.3 % of clean test inputs and 70 % of triggered ones flagged
-    assert clean.flagged.mean() <= 0.05
-    assert triggered.flagged.mean() >= 0.5
+    # measured: 1.0 % of clean test inputs and 100 % of triggered ones flagged
+    assert clean.flagged.mean() <= 0.03
+    assert triggered.flagged.mean() >= 0.95
     assert np.median(triggered.entropy) < np.median(clean.entropy)
+
+
+@pytest.mark.parametrize(("superposition", "floor"), [("strongest", 0.95), ("add", 0.95),
+                                                      ("blend", 0.5)])
+def test_a_trigger_at_full_strength_is_caught_more_often(digits_backdoored: ZooCase,
+                                                         superposition: str, floor: float) -> None:
+    """The 50 / 50 blend halves the patch; keeping the stronger pixel (or adding) keeps it
+    (measured: 100 %, 98 %, 70 % of triggered inputs flagged at 1 % false rejection)."""
+    fitted = Strip(superposition=superposition).fit(
+        digits_backdoored.model, digits_backdoored.clean, frr=0.01, rng=np.random.default_rng(0))
+    X = digits_backdoored.trigger.apply(others(digits_backdoored))
+    assert fitted.filter(X, rng=np.random.default_rng(2)).flagged.mean() >= floor
+
+
+def test_strongest_superposition_keeps_the_pixel_furthest_from_the_background() -> None:
+    dark = np.zeros((2, 4, 4))
+    dark[0, 0, 0] = 16.0  # a bright trigger pixel on a dark image
+    overlay = np.full((1, 4, 4), 3.0)
+    out = strip_module.superimpose(dark[0], overlay, "image", weight=0.5, share=0.5,
+                                   rng=np.random.default_rng(0),
+                                   pixels=strip_module.Pixels.of(dark))
+    assert out[0, 0, 0] == 16.0 and out[0, 1, 1] == 3.0
+    bright = np.full((4, 4), 255.0)
+    bright[0, 0] = 0.0  # a dark trigger pixel on a bright image
+    out = strip_module.superimpose(bright, np.full((1, 4, 4), 200.0), "image", weight=0.5,
+                                   share=0.5, rng=np.random.default_rng(0),
+                                   pixels=strip_module.Pixels(255.0, 0.0, 255.0))
+    assert out[0, 0, 0] == 0.0 and out[0, 1, 1] == 200.0
 
 
 def test_threshold_and_entropies_compose_the_filter(digits_backdoored: ZooCase) -> None:
@@ -115,7 +143,8 @@ def test_refuses_a_sample_of_another_modality(text_case: ZooCase,
 
 @pytest.mark.parametrize(("params", "word"), [({"n_overlays": 0}, "'n_overlays'"),
                                               ({"frr": 0.0}, "'frr'"),
-                                              ({"weight": 1.0}, "'weight'")])
+                                              ({"weight": 1.0}, "'weight'"),
+                                              ({"superposition": "mean"}, "'superposition'")])
 def test_refuses_bad_parameters(params: dict[str, object], word: str) -> None:
     with pytest.raises(InputError, match=word):
         Strip(**params)  # type: ignore[arg-type]

@@ -1,12 +1,16 @@
 """STRIP (Gao et al., ACSAC 2019): an input that carries a trigger keeps its prediction when it
 is superimposed with other inputs; a clean input does not.
 
-Each input is superimposed with ``n_overlays`` clean inputs drawn by ``rng``: images blended
-``(1 - weight) x + weight c`` (0.5 / 0.5 by default); text with a ``share`` of its words
-replaced by words of the clean text; tabular rows with a random ``share`` of their features
-taken from the clean row. The input's *entropy* is the mean Shannon entropy of the model's
-predictions on its superimpositions, divided by ``log(n_classes)`` so that it lies in [0, 1].
-Low entropy is suspicious.
+Each input is superimposed with ``n_overlays`` clean inputs drawn by ``rng``. Images, by
+``superposition``: ``"strongest"`` (the default) keeps at each pixel whichever of the two
+values departs more from the clean sample's median pixel value (the background: on dark
+images the brighter value, on bright images the darker), so a trigger keeps its full strength
+where a 50 / 50 average would halve it; ``"add"`` adds the two images and clips to the clean
+sample's range (the paper's code); ``"blend"`` averages them, ``(1 - weight) x + weight c``.
+Text has a ``share`` of its words replaced by words of the clean text; tabular rows a random
+``share`` of their features taken from the clean row. The input's *entropy* is the mean
+Shannon entropy of the model's predictions on its superimpositions, divided by
+``log(n_classes)`` so that it lies in [0, 1]. Low entropy is suspicious.
 
 Two uses:
 
@@ -31,11 +35,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from poisonguard._validation import check_choice
 from poisonguard.audits._base import Audit, AuditedModel, AuditReport, register
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 
-__all__ = ["Strip", "StripFilter", "StripVerdict", "superimpose"]
+__all__ = ["SUPERPOSITIONS", "Pixels", "Strip", "StripFilter", "StripVerdict", "superimpose"]
 
 _CHUNK = 8192  # superimposed inputs per call of predict_proba
 
@@ -54,12 +59,37 @@ def _inputs(data: Any) -> Any:
                          "non-numeric columns)") from None
 
 
+SUPERPOSITIONS = ("strongest", "add", "blend")
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """What image superposition needs of the clean sample: its median pixel value
+    (``background``) and its range."""
+
+    background: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, pool: Any) -> Pixels:
+        arr = np.asarray(pool, dtype=np.float64)
+        return cls(float(np.median(arr)), float(arr.min()), float(arr.max()))
+
+
 def superimpose(x: Any, overlays: Any, modality: str, *, weight: float, share: float,
-                rng: np.random.Generator) -> Any:
+                rng: np.random.Generator, superposition: str = "strongest",
+                pixels: Pixels | None = None) -> Any:
     """``x`` (one input) superimposed with each of ``overlays`` (clean inputs), as STRIP does
-    for ``modality`` (see the module)."""
+    for ``modality`` (see the module); ``pixels`` defaults to the overlays' own."""
     if modality == "image":
-        return (1.0 - weight) * np.asarray(x)[None] + weight * np.asarray(overlays)
+        a, b = np.asarray(x, dtype=np.float64)[None], np.asarray(overlays, dtype=np.float64)
+        if superposition == "blend":
+            return (1.0 - weight) * a + weight * b
+        px = Pixels.of(b) if pixels is None else pixels
+        if superposition == "add":
+            return np.clip(a + b - px.background, px.low, px.high)
+        return np.where(np.abs(a - px.background) >= np.abs(b - px.background), a, b)
     if modality == "tabular":
         over = np.asarray(overlays)
         take = rng.random(over.shape) < share
@@ -109,8 +139,10 @@ class Strip(Audit):
     ----------
     n_overlays : int
         Clean inputs superimposed on each input (the paper's N, 20 here; ART's default too).
+    superposition : {"strongest", "add", "blend"}
+        How images are superimposed (see the module).
     weight : float
-        Images: the overlay's weight in the blend.
+        Images, ``"blend"``: the overlay's weight.
     share : float
         Text and tabular: the share of words or features taken from the overlay.
     frr : float
@@ -137,8 +169,10 @@ class Strip(Audit):
     name: ClassVar[str] = "strip"
     summary: ClassVar[str] = "entropy of predictions on inputs superimposed with clean inputs"
 
-    def __init__(self, *, n_overlays: int = 20, weight: float = 0.5, share: float = 0.5,
-                 frr: float = 0.01, alpha: float = 0.01, max_inputs: int = 1000) -> None:
+    def __init__(self, *, n_overlays: int = 20, superposition: str = "strongest",
+                 weight: float = 0.5, share: float = 0.5, frr: float = 0.01, alpha: float = 0.01,
+                 max_inputs: int = 1000) -> None:
+        check_choice("superposition", superposition, SUPERPOSITIONS)
         for key, value in (("n_overlays", n_overlays), ("max_inputs", max_inputs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"'{key}' must be an integer of at least 1 (got {value!r})")
@@ -146,6 +180,7 @@ class Strip(Audit):
             if not 0.0 < share_ < 1.0:
                 raise InputError(f"'{key}' must be in (0, 1) (got {share_!r})")
         self.n_overlays = n_overlays
+        self.superposition = superposition
         self.weight = weight
         self.share = share
         self.frr = frr
@@ -194,10 +229,12 @@ class Strip(Audit):
         per_chunk = max(1, _CHUNK // k)
         out = np.empty(n)
         log_k = np.log(max(model.n_classes, 2))
+        pixels = Pixels.of(pool) if model.modality == "image" else None
         for start in range(0, n, per_chunk):
             rows = range(start, min(n, start + per_chunk))
             mixed = [superimpose(X[i], pool[picks[i]], model.modality, weight=self.weight,
-                                 share=self.share, rng=rng) for i in rows]
+                                 share=self.share, rng=rng, superposition=self.superposition,
+                                 pixels=pixels) for i in rows]
             batch = np.concatenate(mixed)
             proba = np.clip(np.asarray(model.predict_proba(batch), dtype=np.float64), 1e-12, 1.0)
             h = -(proba * np.log(proba)).sum(axis=1) / log_k
