@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 
 from poisonguard.cli._common import SEED_MAX, app, echo_table
+
+if TYPE_CHECKING:
+    from poisonguard.dataset import Dataset
 
 __all__ = ["datasets_export", "datasets_list"]
 
@@ -29,12 +33,54 @@ def datasets_export(
     name: Annotated[str, typer.Argument(help="Data set name (see `poisonguard datasets list`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet or NPZ file to write.")],
     n_rows: Annotated[int | None, typer.Option(help="Seeded stratified subset of this size.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed for the subset.", min=0, max=SEED_MAX)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for the subset and the sources.",
+                                      min=0, max=SEED_MAX)] = 0,
+    ids: Annotated[bool, typer.Option("--ids", help="Add an `id` column: NAME-ROW, the row's "
+                                      "number in the whole data set.")] = False,
+    sources: Annotated[int | None, typer.Option(
+        help="Add a `source` column: each row from one of this many seeded contributors "
+             "(vendor-a, vendor-b, ...), the same row always from the same one.",
+        min=1, max=26)] = None,
+    rest: Annotated[Path | None, typer.Option(help="Also write the rows left out of --n-rows "
+                                              "here (real data sets).")] = None,
 ) -> None:
-    """Write a built-in data set to a file, e.g. to try the other commands on it."""
+    """Write a built-in data set to a file, e.g. to try the other commands on it.
+
+    Example: poisonguard datasets export breast_cancer --ids --sources 3 --n-rows 400
+    --out train.csv --rest batch-07.csv
+    """
     from poisonguard import io
+    from poisonguard.cli._common import fail
     from poisonguard.datasets import load_dataset
 
+    if rest is not None and n_rows is None:
+        fail("--rest needs --n-rows (the rows left out of the subset go to --rest)")
+    io.check_output(out, "--out")
+    if rest is not None:
+        io.check_output(rest, "--rest")
+        if Path(rest).resolve() == Path(out).resolve():
+            fail(f"--rest and --out are the same file ({out})")
+    if rest is not None and name.startswith("synthetic"):
+        fail(f"--rest: {name!r} is generated (--n-rows is how many rows), so no rows are left out")
     ds = load_dataset(name, n_rows=n_rows, random_state=seed)
-    io.save(ds, out)
-    typer.echo(f"wrote {ds.n_rows} rows of {name} -> {out}", err=True)
+    parts = [(ds, out)]
+    if rest is not None:
+        whole = load_dataset(name, random_state=seed)
+        parts.append((whole.take(np.flatnonzero(~np.isin(whole.ids, ds.ids))), rest))
+    for part, path in parts:
+        part = _labelled(part, name, seed, ids=ids, sources=sources)
+        io.save(part, path)
+        typer.echo(f"wrote {part.n_rows} rows of {name} -> {path}", err=True)
+
+
+def _labelled(ds: Dataset, name: str, seed: int, *, ids: bool, sources: int | None) -> Dataset:
+    """``ds`` with ids ``NAME-ROW`` and seeded sources, each a function of the row alone."""
+    import hashlib
+
+    if sources is not None:
+        picks = [int.from_bytes(hashlib.sha256(f"{seed}:{i}".encode()).digest()[:4], "big") % sources
+                 for i in ds.ids]
+        ds = ds.replace(sources=np.asarray([f"vendor-{chr(ord('a') + k)}" for k in picks]))
+    if ids:
+        ds = ds.replace(ids=np.asarray([f"{name}-{i}" for i in ds.ids]))
+    return ds
