@@ -75,12 +75,25 @@ def test_check_shifted_batch_exit_codes(files: dict[str, Path], tmp_path: Path,
             "--out", str(tmp_path / "out"), "--db", str(tmp_path / "h.sqlite")]
     run = _run(capsys, *argv)
     assert run.code == 0 and "mean radius" in run.out
+    assert "drift in" in run.err and "(exit 0; --fail-on-drift exits 1)" in run.err
     assert json.loads((tmp_path / "out" / "drift.json").read_text())["drift"] is True
     run = _run(capsys, *argv, "--fail-on-drift")
     assert run.code == 1 and "drift in" in run.err and "mean radius" in run.err
     run = _run(capsys, *argv, "--ks-gate", "1", "--psi-gate", "100", "--auc-gate", "1",
                "--fail-on-drift", "--no-history")
     assert run.code == 0 and "recorded" not in run.err
+
+
+def test_history_defaults_to_the_poisonguard_home(files: dict[str, Path], tmp_path: Path,
+                                                  own_home: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = _run(capsys, "check", str(files["profile"]), str(files["clean"]), "--id-col", "id",
+               "--out", str(tmp_path / "out"))
+    assert run.code == 0 and f"recorded check #1 in {own_home / 'history.sqlite'}" in run.err
+    assert (own_home / "history.sqlite").is_file() and not list(tmp_path.glob("*.sqlite"))
+    listed = _run(capsys, "history").out
+    assert f"history: {own_home / 'history.sqlite'}" in listed and "no drift" in listed
 
 
 def test_canary_alerts_on_flipped_labels(files: dict[str, Path], tmp_path: Path,
@@ -90,6 +103,8 @@ def test_canary_alerts_on_flipped_labels(files: dict[str, Path], tmp_path: Path,
     assert _run(capsys, *base[:2], str(files["clean"]), *base[2:]).code == 0
     run = _run(capsys, *base[:2], str(files["flipped"]), *base[2:])
     assert run.code == 1 and "canary alert on" in run.err
+    run = _run(capsys, *base[:2], str(files["flipped"]), *base[2:-1], "--no-history")
+    assert run.code == 0 and "canary alert on" in run.err and "--fail-on-alert exits 1" in run.err
     run = _run(capsys, "history", "--db", db)
     assert run.code == 0 and "canary" in run.out and "alert" in run.out
 

@@ -10,8 +10,9 @@ alerts when the accuracy drops below the running baseline (exit 1 on an alert on
 ``--fail-on-alert``). ``history`` lists the stored checks and with ``--out`` writes
 ``history.html`` with a trend plot per feature, the label shares and the canary accuracy.
 
-The history database is ``--db``: a SQLite file (default ``poisonguard-history.sqlite``, or
-``$POISONGUARD_DB``) or a database URL such as ``postgresql+psycopg://user@host/db``.
+The history database is ``--db`` (or ``$POISONGUARD_DB``): a SQLite file or a database URL such
+as ``postgresql+psycopg://user@host/db``; by default ``history.sqlite`` in
+:func:`~poisonguard.monitor.history.user_home` (``~/.local/share/poisonguard``).
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ monitor_app = typer.Typer(help="Drift and canary monitoring of new batches again
                           no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
 
-DbOpt = Annotated[str, Opt("--db", envvar="POISONGUARD_DB",
-                           help="History: a SQLite file or a database URL (postgresql+psycopg://...).")]
+DbOpt = Annotated[str | None, Opt("--db", envvar="POISONGUARD_DB", show_default=False, help=(
+    "History: a SQLite file or a database URL (postgresql+psycopg://...); default "
+    "history.sqlite in $POISONGUARD_HOME, else ~/.local/share/poisonguard."))]
 LabelOpt = Annotated[str, Opt(help="Label column.")]
 IdOpt = Annotated[str | None, Opt(help="Row id column.")]
 SourceOpt = Annotated[str | None, Opt(help="Source / contributor column.")]
-DEFAULT_DB = "poisonguard-history.sqlite"
 
 
 def _load(data: str, label: str, id_col: str | None, source_col: str | None) -> Dataset:
@@ -108,7 +109,7 @@ def monitor_check(
     batch: Annotated[str, typer.Argument(help="New data: CSV, Parquet, NPZ or a data set name.")],
     out: Annotated[Path, Opt("--out", "-o", help="Directory for drift.json and drift.html.")] = Path(
         "drift-out"),
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = None,
     no_history: Annotated[bool, Opt("--no-history", help="Do not record the check.")] = False,
     batch_name: Annotated[str | None, Opt(help="Name in the history (default: BATCH).")] = None,
     label: LabelOpt = "label",
@@ -161,10 +162,9 @@ def monitor_check(
         check_id = history.record(report, batch=batch_name or batch)
         typer.echo(f"recorded check #{check_id} in {history.shown}", err=True)
     _print_check(report, seconds, written)
-    if fail_on_drift and report.drift:
-        typer.echo(f"drift in {batch}: {', '.join(dict.fromkeys(t.feature for t in report.alarms))}",
-                   err=True)
-        raise typer.Exit(EXIT_FINDINGS)
+    if report.drift:
+        features = ", ".join(dict.fromkeys(t.feature for t in report.alarms))
+        _findings(f"drift in {batch}: {features}", fail_on_drift, "--fail-on-drift")
 
 
 @monitor_app.command("canary")
@@ -175,7 +175,7 @@ def monitor_canary(
     max_drop: Annotated[float, Opt(help="Accuracy drop below the baseline that alerts.")] = 0.05,
     alpha: Annotated[float, Opt(help="Level of the one-sided binomial test of the drop.")] = 0.01,
     window: Annotated[int, Opt(help="Earlier checks in the running baseline (median).")] = 5,
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = None,
     no_history: Annotated[bool, Opt("--no-history", help="Neither read nor record history.")] = False,
     batch_name: Annotated[str | None, Opt(help="Name in the history (default: BATCH).")] = None,
     label: LabelOpt = "label",
@@ -202,14 +202,21 @@ def monitor_canary(
                  "accuracy": result.accuracy, "baseline": result.baseline,
                  "baseline from": result.baseline_from, "drop": result.drop, "p": result.p_value,
                  "alert": "yes" if result.alert else "no"}], title="canary check")
-    if fail_on_alert and result.alert:
-        typer.echo(f"canary alert on {batch}: {result.verdict()}", err=True)
+    if result.alert:
+        _findings(f"canary alert on {batch}: {result.verdict()}", fail_on_alert, "--fail-on-alert")
+
+
+def _findings(message: str, fail: bool, option: str) -> None:
+    """Say on stderr what was found; exit 1 with ``option`` given, else say how to."""
+    if fail:
+        typer.echo(message, err=True)
         raise typer.Exit(EXIT_FINDINGS)
+    typer.echo(f"{message} (exit 0; {option} exits 1)", err=True)
 
 
 @monitor_app.command("history")
 def monitor_history(
-    db: DbOpt = DEFAULT_DB,
+    db: DbOpt = None,
     profile_path: Annotated[Path | None, Opt("--profile", help="Only checks against this "
                                                                "profile.")] = None,
     out: Annotated[Path | None, Opt("--out", "-o", help="Directory for history.html (plots).")] = None,

@@ -38,9 +38,29 @@ if TYPE_CHECKING:
     from poisonguard.monitor.canary import CanaryResult
     from poisonguard.monitor.drift import DriftReport
 
-__all__ = ["DEFAULT_DB", "SCHEMA", "History", "HistoryRow", "LabelShare", "TrendPoint"]
+__all__ = ["DEFAULT_DB", "SCHEMA", "History", "HistoryRow", "LabelShare", "TrendPoint", "default_db",
+           "user_home"]
 
-DEFAULT_DB = "poisonguard-history.sqlite"
+DEFAULT_DB = "history.sqlite"  # under :func:`user_home`
+
+
+def user_home() -> Path:
+    """poisonguard's own folder for what it keeps between runs: ``$POISONGUARD_HOME``, else
+    ``$XDG_DATA_HOME/poisonguard``, else ``~/.local/share/poisonguard`` (where
+    ``scripts/get-data.sh`` also puts the data sets)."""
+    import os
+
+    if os.environ.get("POISONGUARD_HOME"):
+        return Path(os.environ["POISONGUARD_HOME"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "poisonguard"
+
+
+def default_db() -> Path:
+    """The history database used when none is named: ``history.sqlite`` in :func:`user_home`."""
+    return user_home() / DEFAULT_DB
+
+
 SCHEMA = "poisonguard-history/1"
 _TABLES = """
 CREATE TABLE IF NOT EXISTS poisonguard_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,8 +160,8 @@ class History:
     [('day 1', 'drift', False)]
     """
 
-    def __init__(self, db: str | Path = DEFAULT_DB) -> None:
-        self.db = str(db)
+    def __init__(self, db: str | Path | None = None) -> None:
+        self.db = str(default_db() if db is None else db)
         self._url = self.db if "://" in self.db and not self.db.startswith("sqlite:///") else None
         self._path = Path(self.db[len("sqlite:///"):] if self.db.startswith("sqlite:///") else self.db)
         self._engine: Any = None
