@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -28,6 +29,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from poisonguard import __version__
+
+        typer.echo(f"poisonguard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Red-team, scan, harden, trace and monitor training data against data poisoning.
+
+    Start with `poisonguard demo`; every command has --help with an example.
+    """
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> None:
@@ -83,6 +102,9 @@ def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
 def _guard_commands(command: Any) -> Any:
     """Wrap the callback of every leaf command under ``command`` (a Click command or group) in
     :func:`_guarded`; return ``command``."""
+    if not command.short_help and command.help:  # whole first sentence in listings, not cut
+        first = command.help.strip().split("\n\n")[0].replace("\n", " ")
+        command.short_help = first.split(". ")[0].rstrip(".")
     subcommands = getattr(command, "commands", None)
     if subcommands:
         for sub in subcommands.values():
@@ -112,7 +134,6 @@ def run_app(argv: list[str]) -> int:
 
 def echo_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     """Print rows as a table on stdout (rich)."""
-    from rich.console import Console
     from rich.table import Table
 
     if not rows:
@@ -122,7 +143,21 @@ def echo_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
         table.add_column(str(key))
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console(width=160).print(table)
+    console().print(table)
+
+
+def console(*, stderr: bool = False) -> Any:
+    """A rich console as wide as the terminal; piped, ``$COLUMNS`` wide (160 by default, so a
+    log keeps whole rows)."""
+    import os
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    width = os.environ.get("COLUMNS", "")
+    return Console(stderr=stderr, width=int(width) if width.isdigit() and int(width) >= 40 else 160)
 
 
 def engine_option(where: str) -> Any:

@@ -27,6 +27,7 @@ from poisonguard.cli._common import (
     EXIT_FINDINGS,
     SEED_MAX,
     app,
+    console,
     echo_table,
     engine_option,
     load_data,
@@ -534,7 +535,6 @@ def catalog(
     as_json: Annotated[bool, Opt("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """The field's map: attack families, their attacks, and the detectors that answer them."""
-    from rich.console import Console
     from rich.table import Table
 
     from poisonguard.catalog import SURVEY
@@ -545,7 +545,7 @@ def catalog(
         typer.echo(json.dumps({"families": [e.to_dict() for e in entries], "survey": SURVEY},
                               indent=2))
         return
-    console = Console(width=160)
+    out = console()
     for entry in entries:
         info = entry.info
         table = Table(title=f"{entry.family}", show_header=False, title_justify="left")
@@ -560,8 +560,8 @@ def catalog(
         table.add_row("attack papers", "\n".join(info.papers))
         defences = dict.fromkeys(p for d in entry.detectors for p in d["papers"])
         table.add_row("defence papers", "\n".join(defences) or "-")
-        console.print(table)
-    console.print(f"survey: {SURVEY}")
+        out.print(table)
+    out.print(f"survey: {SURVEY}")
 
 
 @app.command("detectors")
