@@ -108,6 +108,15 @@ def test_same_seed_same_bytes(cancer: Path, tmp_path: Path, capsys: pytest.Captu
     assert (tmp_path / "0" / "scores.csv").read_bytes() == (tmp_path / "1" / "scores.csv").read_bytes()
 
 
+def test_a_second_scan_into_the_same_folder_says_it_replaced_the_first(
+        cancer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _scan(capsys, str(cancer), *FAST, "--out", str(tmp_path), "-q")
+    assert first.code == 0 and "replaced" not in first.err
+    again = _scan(capsys, str(cancer), *FAST, "--out", str(tmp_path), "-q")
+    assert again.code == 0
+    assert f"note: replaced the earlier scores.csv, report.json, report.html in {tmp_path}" in again.err
+
+
 def test_fail_on(cancer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = _scan(capsys, str(cancer), *FAST, "--budget", "3", "--fail-on", "0.0", "--out",
                 str(tmp_path), "-q")
@@ -197,7 +206,7 @@ def test_progress_goes_to_stderr_only(cancer: Path, tmp_path: Path,
     assert res.code == 0, res.err
     assert not any(PROGRESS_LINE.search(line) for line in res.out.splitlines())
     assert all(PROGRESS_LINE.search(line) for line in res.err.splitlines())
-    res = _scan(capsys, str(cancer), *FAST, "--out", str(tmp_path), "--quiet")
+    res = _scan(capsys, str(cancer), *FAST, "--out", str(tmp_path / "again"), "--quiet")
     assert res.code == 0 and res.err == ""
 
 

@@ -246,9 +246,12 @@ def write_outputs(report: ScanReport, out: Path, *,
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
     paths = _report_paths(out)
+    earlier = [p.name for p in paths if p.exists()]
     report.to_csv(paths[0])
     report.to_json(paths[1], provenance=provenance)
     report.to_html(paths[2])
+    if earlier:
+        typer.echo(f"note: replaced the earlier {', '.join(earlier)} in {out}", err=True)
     return paths
 
 
