@@ -239,12 +239,14 @@ class ScanReport:
         return write_text(path, json.dumps(self.to_dict(top, provenance=provenance), indent=2)
                           + "\n")
 
-    def to_html(self, path: str | Path) -> Path:
-        """Write the self-contained HTML report atomically."""
+    def to_html(self, path: str | Path,
+                sections: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = ()) -> Path:
+        """Write the self-contained HTML report atomically; ``sections``: extra tables
+        (title, rows of column -> value) shown after the summary."""
         from poisonguard.io import write_text
         from poisonguard.report.html import render_scan
 
-        return write_text(path, render_scan(self))
+        return write_text(path, render_scan(self, sections))
 
 
 def _detector_names(detectors: Sequence[str] | str | None, reference: Dataset | None) -> list[str]:

@@ -92,7 +92,7 @@ def test_drifted_batch_is_rejected(digits_files: dict[str, Path], tmp_path: Path
 
 
 def test_provenance_failure_rejects_and_a_ledger_records_accepted_rows(
-        digits_files: dict[str, Path], tmp_path: Path) -> None:
+        digits_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     m = tmp_path / "m.json"
     assert main(["manifest", str(digits_files["ref"]), "--out", str(m)]) == 0
     assert _run(digits_files, tmp_path, "--manifest", str(m)) == 3  # the manifest of another file
@@ -101,8 +101,11 @@ def test_provenance_failure_rejects_and_a_ledger_records_accepted_rows(
     assert main(["manifest", str(digits_files["batch"]), "--out", str(good)]) == 0
     book = tmp_path / "ledger.db"
     assert main(["ledger", "init", str(book)]) == 0
+    capsys.readouterr()
     assert _run(digits_files, tmp_path, "--manifest", str(good), "--ledger", str(book)) == 1
     assert (tmp_path / "accepted.manifest.json").exists()
+    assert (f"wrote {tmp_path / 'accepted.manifest.json'} and appended it to {book} as entry 1"
+            in capsys.readouterr().out)
     assert main(["verify", str(tmp_path / "accepted.npz"),
                  str(tmp_path / "accepted.manifest.json")]) == 0
     assert main(["ledger", "verify", str(book)]) == 0

@@ -16,6 +16,7 @@ from poisonguard import io
 from poisonguard.cli import main
 from poisonguard.cli.scan import Steps
 from poisonguard.datasets import load_dataset
+from poisonguard.errors import InputError
 
 FAST = ["--detectors", "label,neighbors"]
 PROGRESS_LINE = re.compile(r": \d+\.\d s$")
@@ -359,7 +360,33 @@ def test_demo_prints_both_tables(tmp_path: Path, capsys: pytest.CaptureFixture[s
                  "label flips", "clean data", "poisoned data", "cleaned by scan",
                  "clean accuracy", "backdoor success"):
         assert word in out
-    assert (tmp_path / "scores.csv").exists() and (tmp_path / "report.html").exists()
+    assert (tmp_path / "scores.csv").exists()
+    doc = json.loads((tmp_path / "demo.json").read_text())
+    detection, victims = (t["rows"] for t in doc["tables"])
+    assert doc["seed"] == 0 and [r["poison"] for r in detection] == [
+        "all poison", "backdoor (patch)", "label flips"]
+    backdoor = detection[1]
+    assert backdoor["AUROC"] >= 0.95 and backdoor["recall"] >= 0.9  # measured 1.0 / 0.99
+    by_data = {r["trained on"]: r for r in victims}
+    # the backdoor works on the poisoned data and the cleaned data loses most of it
+    assert by_data["poisoned data"]["backdoor success"] >= 0.8
+    assert by_data["cleaned by scan"]["backdoor success"] <= 0.2
+    assert all(str(v)[::-1].find(".") <= 3 for r in victims for v in r.values()
+               if isinstance(v, float))  # one format: at most 3 decimals
+    html = (tmp_path / "report.html").read_text()
+    assert doc["tables"][0]["title"] in html and "cleaned by scan" in html
+    assert "next: poisonguard" in out
+
+
+def test_demo_says_what_it_does_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def stop(*args: object, **kwargs: object) -> None:
+        raise InputError("stopped after the introduction")
+
+    monkeypatch.setattr("poisonguard.datasets.load_dataset", stop)
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("demo: plants a 5 % patch backdoor") and "about a minute" in err
 
 
 def test_demo_detection_rows_score_each_attack_against_clean_rows() -> None:

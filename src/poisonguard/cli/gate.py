@@ -26,7 +26,7 @@ from poisonguard.cli._common import (
     load_data,
     scheduler_option,
 )
-from poisonguard.cli.trace import passphrase_from
+from poisonguard.cli.trace import PassphraseOpt, passphrase_from
 from poisonguard.errors import InputError
 
 __all__ = ["gate"]
@@ -72,24 +72,31 @@ def gate(
     profile: Annotated[Path | None, Opt("--profile", help="Drift profile of the reference "
                                         "(monitor init); fitted on the fly when absent.")] = None,
     manifest: Annotated[Path | None, Opt("--manifest", help="Verify the batch against it.")] = None,
-    pubkey: Annotated[Path | None, Opt("--pubkey", help="...signed by this key.")] = None,
+    pubkey: Annotated[Path | None, Opt("--pubkey", help="Public key the --manifest must be "
+                                       "signed by.")] = None,
     ledger: Annotated[Path | None, Opt("--ledger", help="Append the accepted rows' "
                                        "manifest to this ledger.")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign the manifest and checkpoint.")] = None,
-    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
-    label: Annotated[str, Opt("--label")] = "label",
-    id_col: Annotated[str | None, Opt("--id-col")] = None,
-    source_col: Annotated[str | None, Opt("--source-col")] = None,
+    passphrase_env: PassphraseOpt = None,
+    label: Annotated[str, Opt("--label", help="Label column (batch and reference).")] = "label",
+    id_col: Annotated[str | None, Opt("--id-col", help="Row id column.")] = None,
+    source_col: Annotated[str | None, Opt("--source-col", help="Source / contributor "
+                                          "column.")] = None,
     max_drift: Annotated[float, Opt("--max-drift", help="Reject when more than this share of "
                                     "columns drift (1 = never).")] = 0.3,
-    seed: Annotated[int, Opt("--seed", min=0, max=SEED_MAX)] = 0,
+    seed: Annotated[int, Opt("--seed", help="Random seed of the drift check and the scan.",
+                             min=0, max=SEED_MAX)] = 0,
     dry_run: Annotated[bool, Opt("--dry-run", help="Decide and print; write nothing.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
     engine: Annotated[str, engine_option("--manifest is verified and the scan's chunks are "
                                          "scored")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
-    """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined."""
+    """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined.
+
+    Example: poisonguard gate batch-07.csv --reference train.csv --manifest batch-07.json
+    --pubkey team.key.pub --accepted accepted-07.csv --quarantine quarantine-07
+    """
     from poisonguard.cli.scan import Steps
     from poisonguard.engine import get_engine
     from poisonguard.gate import check_schema
@@ -118,6 +125,7 @@ def gate(
             book.close()
             raise InputError(f"--ledger {ledger}: takes no signatures (made without --pubkey); "
                              "drop --key")
+    entry = None
     try:
         with Steps(quiet=quiet) as steps:
             steps("load data")
@@ -144,19 +152,23 @@ def gate(
                               engine=runner)
             if not dry_run:
                 steps("write")
-                _write(result, ds, batch, accepted, quarantine, book, private)
+                entry = _write(result, ds, batch, accepted, quarantine, book, private)
     finally:
         runner.close()
         if book is not None:
             book.close()
     _report(result, batch, accepted, quarantine, dry_run)
+    if not dry_run and entry:
+        typer.echo(f"wrote {entry['manifest']} and appended it to {ledger} as entry "
+                   f"{entry['entry']} (root {entry['root'][:16]}...)")
     raise typer.Exit(result.exit_code)
 
 
 def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, book: Any,
-           private: Any) -> None:
+           private: Any) -> dict[str, Any] | None:
     """Both halves as exact copies of the batch's rows (every run writes every output, so no
-    file from an earlier run is left to contradict this one), then the ledger entry."""
+    file from an earlier run is left to contradict this one), then the ledger entry (returned:
+    manifest, entry number, root)."""
     import numpy as np
     import pandas as pd
 
@@ -189,6 +201,8 @@ def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, b
         cp = book.append(kind, name, payload, key=private)
         summary["ledger"] = {"manifest": str(m_path), "entry": cp.size, "root": cp.root.hex()}
     io.write_text(quarantine / "gate.json", json.dumps(summary, indent=2, default=str) + "\n")
+    ledger: dict[str, Any] | None = summary.get("ledger")
+    return ledger
 
 
 def _report(result: Any, batch: str, accepted: Path, quarantine: Path, dry_run: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from poisonguard.cli._common import app, echo_table, fail_integrity
-from poisonguard.cli.trace import passphrase_from
+from poisonguard.cli.trace import PassphraseOpt, passphrase_from
 from poisonguard.errors import InputError, IntegrityError
 
 __all__ = ["append", "checkpoint", "entry_from_file", "init", "log", "prove", "trusted_checkpoints",
@@ -125,7 +125,7 @@ def append(
     ledger: Annotated[Path, typer.Argument(help="The ledger.")],
     file: Annotated[Path, typer.Argument(help="A manifest (M.json) or an attestation.")],
     key: Annotated[Path | None, Opt("--key", help="Sign the new checkpoint.")] = None,
-    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    passphrase_env: PassphraseOpt = None,
     checkpoint_out: Annotated[Path | None, Opt("--checkpoint-out", help="Write the new "
                                                "checkpoint here (for verify --trusted).")] = None,
 ) -> None:

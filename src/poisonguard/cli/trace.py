@@ -30,6 +30,11 @@ Opt = typer.Option
 _SHOW = 20
 
 
+PassphraseOpt = Annotated[str | None, typer.Option(
+    "--passphrase-env", metavar="VAR",
+    help="Environment variable holding the key's passphrase (never on the command line).")]
+
+
 def passphrase_from(env: str | None) -> str | None:
     """The passphrase in environment variable ``env`` (None when not asked for)."""
     if env is None:
@@ -67,7 +72,7 @@ def manifest(
                                       "Without one, rows are matched by content.")] = None,
     source_col: Annotated[str | None, Opt("--source-col", help="Source column.")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign with this private key.")] = None,
-    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    passphrase_env: PassphraseOpt = None,
     engine: Annotated[str, engine_option("rows are hashed")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
@@ -183,7 +188,7 @@ def attest(
     out: Annotated[Path | None, Opt("--out", help="Where to write it (default "
                                     "SCAN_DIR/attestation.intoto.json).")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign it (DSSE envelope).")] = None,
-    passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR")] = None,
+    passphrase_env: PassphraseOpt = None,
     fail_on: Annotated[float | None, Opt("--fail-on", help="Result FAILED when the flagged "
                                          "share exceeds this.")] = None,
 ) -> None:

@@ -9,7 +9,7 @@ reports of millions of rows. Same report, same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -144,8 +144,10 @@ def _self_test(report: ScanReport) -> dict[str, Any] | None:
             "rows": rows}
 
 
-def render_scan(report: ScanReport) -> str:
-    """The scan report as one self-contained HTML page (no scripts, no external references)."""
+def render_scan(report: ScanReport,
+                sections: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = ()) -> str:
+    """The scan report as one self-contained HTML page (no scripts, no external references);
+    ``sections``: extra tables (title, rows) shown before the score distributions."""
     ds = report.dataset
     positions, n_flagged = _top_rows(report)
     names = report.row_data(positions).feature_names if len(positions) else ds.feature_names
@@ -175,5 +177,8 @@ def render_scan(report: ScanReport) -> str:
         "feature_columns": first_cols,
         "more_features": ds.modality == "tabular" and len(names) > SHOWN_FEATURES,
         "self_test": _self_test(report),
+        "sections": [(title, list(rows[0]) if rows else [],
+                      [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+                       for row in rows]) for title, rows in sections],
     }
     return environment().get_template("scan.html.j2").render(context)
