@@ -535,7 +535,8 @@ def demo(
         report.to_html(out / "report.html", sections=list(zip(titles, (detection, results),
                                                                strict=True)))
     for title, rows in zip(titles, (detection, results), strict=True):
-        echo_table(rows, title=title)
+        echo_table([{k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}
+                    for row in rows], title=title)
     typer.echo(f"backdoor success: share of triggered test rows (not of class "
                f"{trigger.target_class}) predicted as class {trigger.target_class}")
     typer.echo(f"wrote {', '.join(str(p) for p in written)} "
