@@ -31,3 +31,31 @@ def test_tables_fit_the_width(capsys: pytest.CaptureFixture[str], monkeypatch: p
         assert main(command) == 0
         lines = capsys.readouterr().out.splitlines()
         assert max(len(line) for line in lines) <= width, command
+
+
+def _leaves(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [path]
+    return [leaf for name, sub in sorted(subs.items()) for leaf in _leaves(sub, (*path, name))]
+
+
+def test_one_metavar_style_and_every_option_described(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from poisonguard.cli._common import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    leaves = _leaves(typer.main.get_command(app))
+    assert len(leaves) >= 30
+    for leaf in leaves:
+        assert main([*leaf, "--help"]) == 0
+        text = capsys.readouterr().out
+        arguments = text.splitlines()[0].partition("[OPTIONS]")[2].split()
+        assert all(a.strip("{}[].") == a.strip("{}[].").upper() for a in arguments), (leaf, arguments)
+        options = text.partition("Options:")[2].splitlines()
+        for line in options:
+            if line.startswith("  -"):
+                assert "<" not in line.split("  ")[1], (leaf, line)
+                assert len(line.split("  ", 2)) == 3 or "--help" in line, (leaf, line)  # described

@@ -99,9 +99,16 @@ def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+_METAVARS = {"Path": "PATH", "str": "TEXT", "int": "INTEGER", "float": "NUMBER"}
+
+
 def _guard_commands(command: Any) -> Any:
     """Wrap the callback of every leaf command under ``command`` (a Click command or group) in
     :func:`_guarded`; return ``command``."""
+    for param in command.params:  # one metavar style: DATA, --out PATH, --seed INTEGER
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = (param.name or "").upper() if param.param_type_name == "argument" \
+                else _METAVARS.get(param.bare_type().removeprefix("list[").rstrip("]"), "VALUE")
     if not command.short_help and command.help:  # whole first sentence in listings, not cut
         first = command.help.strip().split("\n\n")[0].replace("\n", " ")
         command.short_help = first.split(". ")[0].rstrip(".")
