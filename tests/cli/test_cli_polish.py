@@ -40,7 +40,7 @@ def _leaves(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]
     return [leaf for name, sub in sorted(subs.items()) for leaf in _leaves(sub, (*path, name))]
 
 
-def test_one_metavar_style_and_every_option_described(capsys: pytest.CaptureFixture[str],
+def test_every_command_has_an_example_one_metavar_style_and_described_options(capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
@@ -52,6 +52,7 @@ def test_one_metavar_style_and_every_option_described(capsys: pytest.CaptureFixt
     for leaf in leaves:
         assert main([*leaf, "--help"]) == 0
         text = capsys.readouterr().out
+        assert "Example: poisonguard " + leaf[0] in " ".join(text.split()), leaf
         arguments = text.splitlines()[0].partition("[OPTIONS]")[2].split()
         assert all(a.strip("{}[].") == a.strip("{}[].").upper() for a in arguments), (leaf, arguments)
         options = text.partition("Options:")[2].splitlines()

@@ -25,7 +25,10 @@ _TRIGGER_HELP = ("image patch, blend, shape, noise, sinusoid, warp; tabular feat
 
 @app.command("attacks")
 def list_attacks() -> None:
-    """List the registered attacks, one line each."""
+    """List the registered attacks, one line each.
+
+    Example: poisonguard attacks
+    """
     from poisonguard.attacks import ATTACKS
 
     echo_table([{"attack": name, "family": cls.family, "data": ",".join(cls.modalities),
@@ -121,6 +124,8 @@ def attack(
     with the default scan, swaps the poison rows scored highest for rows like the ones it
     missed, and keeps the round the scan ranks lowest while a logistic-regression proxy keeps
     its attack success on the held-out rows at ``--floor``; each round is printed.
+
+    Example: poisonguard attack bc.csv --attack backdoor --trigger feature --rate 0.05 --out bc-backdoor.csv
     """
     import numpy as np
 
@@ -225,7 +230,10 @@ def trigger_apply(
     id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
     source_col: Annotated[str | None, Opt(help="Source column.")] = None,
 ) -> None:
-    """Stamp a saved trigger onto every row of DATA (labels unchanged)."""
+    """Stamp a saved trigger onto every row of DATA (labels unchanged).
+
+    Example: poisonguard trigger apply trigger.json bc.csv --out bc-triggered.csv
+    """
     from poisonguard import io
     from poisonguard.attacks import load_trigger
 

@@ -58,7 +58,10 @@ _MODEL_HELP = ("The model: a folder from `poisonguard harden`, weights .safetens
 
 @app.command("audits")
 def list_audits() -> None:
-    """List the registered model audits."""
+    """List the registered model audits.
+
+    Example: poisonguard audits
+    """
     from poisonguard.audits import AUDITS
 
     echo_table([{"audit": name, "data": ",".join(cls.modalities),

@@ -21,7 +21,10 @@ app.add_typer(datasets_app, name="datasets")
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """List the built-in data sets and what each needs."""
+    """List the built-in data sets and what each needs.
+
+    Example: poisonguard datasets list
+    """
     from poisonguard.datasets import DATASETS
 
     echo_table([{"name": d.name, "data": d.modality, "what": d.summary,

@@ -64,7 +64,10 @@ def harden(
     source_col: Annotated[str | None, Opt(help="Source column.")] = None,
     seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
-    """Train a defended model on DATA and write it (no pickle)."""
+    """Train a defended model on DATA and write it (no pickle).
+
+    Example: poisonguard harden bc-flipped.csv --defense robust-linear --param loss=sce --out model-sce
+    """
     model = make_defense(defense, param or [])
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     check_model_out(out)
@@ -148,7 +151,10 @@ def certify(
     source_col: Annotated[str | None, Opt(help="Source column of TEST.")] = None,
 ) -> None:
     """Certify a partition ensemble on TEST: per row, how many poisoned training rows it
-    provably tolerates; certified accuracy against that number."""
+    provably tolerates; certified accuracy against that number.
+
+    Example: poisonguard certify model-dpa bc.csv --out certify-dpa
+    """
     import numpy as np
     import pandas as pd
 
@@ -240,7 +246,10 @@ def _plot(curve: Any, path: Path, *, title: str) -> None:
 
 @app.command("defenses")
 def defenses() -> None:
-    """List the defences."""
+    """List the defences.
+
+    Example: poisonguard defenses
+    """
     from poisonguard.defenses import DEFENSES
 
     echo_table([{"name": name, "what": cls.summary,

@@ -109,7 +109,10 @@ def init(
     pubkey: Annotated[Path | None, Opt("--pubkey", help="Require every checkpoint to be "
                                        "signed by this key's private half.")] = None,
 ) -> None:
-    """Create an empty ledger."""
+    """Create an empty ledger.
+
+    Example: poisonguard ledger init ledger.db --pubkey team.key.pub
+    """
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
 
@@ -130,7 +133,10 @@ def append(
                                                "checkpoint here (for verify --trusted).")] = None,
 ) -> None:
     """Append a manifest or attestation; prints the new checkpoint. ``--checkpoint-out`` is
-    checked before the entry is appended (never the ledger, the file or a directory)."""
+    checked before the entry is appended (never the ledger, the file or a directory).
+
+    Example: poisonguard ledger append ledger.db v1.json --key team.key --checkpoint-out cp.json
+    """
     from poisonguard.io import write_text
     from poisonguard.provenance import keys
     from poisonguard.provenance.ledger import Ledger
@@ -152,7 +158,10 @@ def log(
     ledger: Annotated[Path, typer.Argument(help="The ledger.")],
     as_json: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the entries, oldest first."""
+    """List the entries, oldest first.
+
+    Example: poisonguard ledger log ledger.db
+    """
     from poisonguard.provenance.ledger import Ledger
 
     with Ledger.open(ledger) as book:
@@ -198,7 +207,10 @@ def verify(
                                        "with (else the one the file records).")] = None,
     trusted: TrustedOpt = None,
 ) -> None:
-    """Check every entry, checkpoint and signature; exit 3 naming what was tampered with."""
+    """Check every entry, checkpoint and signature; exit 3 naming what was tampered with.
+
+    Example: poisonguard ledger verify ledger.db --trusted cp.json
+    """
     witnesses = trusted_checkpoints(trusted or [])
     result, _ = _verified(ledger, pubkey, witnesses)
     if not witnesses:
@@ -222,7 +234,10 @@ def checkpoint(
                                        "with (else the one the file records).")] = None,
     trusted: TrustedOpt = None,
 ) -> None:
-    """Verify the ledger, then print its latest checkpoint and write witness copies of it."""
+    """Verify the ledger, then print its latest checkpoint and write witness copies of it.
+
+    Example: poisonguard ledger checkpoint ledger.db --out witness/
+    """
     from poisonguard.io import write_text
 
     _, latest = _verified(ledger, pubkey, trusted_checkpoints(trusted or []))
@@ -249,7 +264,10 @@ def prove(
                                            help="Prove the tree at OLD_SIZE is a prefix of the "
                                                 "latest (or --size).")] = None,
 ) -> None:
-    """Print an inclusion proof for ENTRY, or a consistency proof (JSON), verified."""
+    """Print an inclusion proof for ENTRY, or a consistency proof (JSON), verified.
+
+    Example: poisonguard ledger prove ledger.db 1
+    """
     from poisonguard.provenance.ledger import Ledger
 
     if (entry is None) == (consistency is None):

@@ -76,7 +76,10 @@ def monitor_init(
     sample_size: Annotated[int, Opt(help="Reference rows kept for the KS tests, the domain "
                                          "classifier and the canary model.")] = 5000,
 ) -> None:
-    """Profile a reference once: bins, category and label frequencies, a seeded row sample."""
+    """Profile a reference once: bins, category and label frequencies, a seeded row sample.
+
+    Example: poisonguard monitor init train.csv --out profile.json
+    """
     from poisonguard.monitor import Profile
 
     if out.is_dir():
@@ -129,7 +132,10 @@ def monitor_check(
     engine: Annotated[str, engine_option("the batch is read and counted")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
-    """Test a batch for drift against a profile; write drift.json and drift.html; record it."""
+    """Test a batch for drift against a profile; write drift.json and drift.html; record it.
+
+    Example: poisonguard monitor check profile.json batch-07.csv --out drift-07
+    """
     from poisonguard.engine import get_engine
     from poisonguard.monitor import DriftMonitor, History, Profile
     from poisonguard.monitor.partitioned import check_partitioned
@@ -184,7 +190,10 @@ def monitor_canary(
     seed: Annotated[int, Opt(help="Random seed of the model.", min=0, max=SEED_MAX)] = 0,
     fail_on_alert: Annotated[bool, Opt("--fail-on-alert", help="Exit 1 on an alert.")] = False,
 ) -> None:
-    """Accuracy of a reference-trained model on a labelled batch, against the running baseline."""
+    """Accuracy of a reference-trained model on a labelled batch, against the running baseline.
+
+    Example: poisonguard monitor canary profile.json batch-07.csv --fail-on-alert
+    """
     from poisonguard.monitor import CanaryMonitor, History, Profile
 
     profile = Profile.read(profile_path)
@@ -222,7 +231,10 @@ def monitor_history(
     out: Annotated[Path | None, Opt("--out", "-o", help="Directory for history.html (plots).")] = None,
     last: Annotated[int, Opt(help="Checks listed on the console (all are in the HTML).")] = 20,
 ) -> None:
-    """List the recorded checks; with --out, write history.html with the trend plots."""
+    """List the recorded checks; with --out, write history.html with the trend plots.
+
+    Example: poisonguard monitor history --out history
+    """
     from poisonguard.io import write_text
     from poisonguard.monitor import History, Profile
     from poisonguard.report.monitor import render_history

@@ -32,7 +32,10 @@ def redteam(
     param: Annotated[list[str] | None, typer.Option(help="A defence parameter, KEY=VALUE "
                                                          "(repeatable).")] = None,
 ) -> None:
-    """Red-team a dataset: poison the training split with each attack, retrain, measure."""
+    """Red-team a dataset: poison the training split with each attack, retrain, measure.
+
+    Example: poisonguard redteam bc.csv --model mlp --out redteam-bc
+    """
     from poisonguard.evaluation import run_redteam
 
     try:

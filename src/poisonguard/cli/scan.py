@@ -325,7 +325,10 @@ def scan(
     engine: Annotated[str, engine_option("chunks outside the fitted sample are scored")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
-    """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean."""
+    """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean.
+
+    Example: poisonguard scan bc-flipped.csv --out scan-out
+    """
     from poisonguard import io
     from poisonguard.scan import scan as run_scan
 
@@ -487,7 +490,10 @@ def demo(
         "demo-out"),
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
-    """Poison digits (5 % patch backdoor + 5 % label flips), scan it, clean it, retrain."""
+    """Poison digits (5 % patch backdoor + 5 % label flips), scan it, clean it, retrain.
+
+    Example: poisonguard demo --out demo-out
+    """
     import numpy as np
 
     from poisonguard.attacks import Backdoor, LabelFlip
@@ -558,7 +564,10 @@ def _write_demo(out: Path, seed: int, tables: dict[str, list[dict[str, Any]]]) -
 def catalog(
     as_json: Annotated[bool, Opt("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """The field's map: attack families, their attacks, and the detectors that answer them."""
+    """The field's map: attack families, their attacks, and the detectors that answer them.
+
+    Example: poisonguard catalog --json
+    """
     from rich.table import Table
 
     from poisonguard.catalog import SURVEY
@@ -590,7 +599,10 @@ def catalog(
 
 @app.command("detectors")
 def list_detectors() -> None:
-    """List the registered detectors, one line each."""
+    """List the registered detectors, one line each.
+
+    Example: poisonguard detectors
+    """
     from poisonguard.detectors import DEFAULT_DETECTORS, DETECTORS
 
     def default(name: str, needs_reference: bool) -> str:

@@ -53,7 +53,10 @@ def keygen(
                                                    "this environment variable.")] = None,
     force: Annotated[bool, Opt("--force", help="Overwrite existing key files.")] = False,
 ) -> None:
-    """Write a new ed25519 signing key (mode 0600) and its public key (OUT.pub)."""
+    """Write a new ed25519 signing key (mode 0600) and its public key (OUT.pub).
+
+    Example: poisonguard keygen --out team.key
+    """
     from poisonguard.provenance import keys
 
     priv, pub = keys.generate(out, passphrase=passphrase_from(passphrase_env), overwrite=force)
@@ -76,7 +79,10 @@ def manifest(
     engine: Annotated[str, engine_option("rows are hashed")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
-    """Hash every row and write a (signed) manifest with a Merkle root over the rows."""
+    """Hash every row and write a (signed) manifest with a Merkle root over the rows.
+
+    Example: poisonguard manifest train.csv --id-col id --source-col source --key team.key --out v1.json
+    """
     from poisonguard.engine import get_engine
     from poisonguard.io import check_output, register_input
     from poisonguard.provenance import keys
@@ -120,7 +126,10 @@ def verify(
     scheduler: Annotated[str | None, scheduler_option()] = None,
 ) -> None:
     """Check DATA against MANIFEST: exit 0 when it matches, 3 naming what changed (each
-    problem on stdout, the first on stderr)."""
+    problem on stdout, the first on stderr).
+
+    Example: poisonguard verify train.csv v1.json --pubkey team.key.pub
+    """
     from poisonguard.engine import get_engine
     from poisonguard.provenance import keys
     from poisonguard.provenance.verify import verify as run
@@ -151,7 +160,10 @@ def diff(
     as_json: Annotated[bool, Opt("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Rows added, removed and changed between two manifests, grouped by source; exit 3 when
-    either manifest or its rows file was tampered with."""
+    either manifest or its rows file was tampered with.
+
+    Example: poisonguard diff v1.json v2.json
+    """
     from poisonguard.io import write_text
     from poisonguard.provenance import manifest as mf
     from poisonguard.provenance.diff import compare
@@ -193,7 +205,10 @@ def attest(
                                          "share exceeds this.")] = None,
 ) -> None:
     """Write an in-toto Statement (test-result) binding a scan to the dataset's digest; exit 3
-    when the scan's rows (their Merkle root) are not the manifest's."""
+    when the scan's rows (their Merkle root) are not the manifest's.
+
+    Example: poisonguard attest scan-v2 --manifest v2.json --key team.key
+    """
     from poisonguard.io import write_text
     from poisonguard.provenance import attest as at
     from poisonguard.provenance import keys
@@ -214,7 +229,10 @@ def sources(
     scan_dirs: Annotated[list[Path], typer.Argument(help="Scan --out folders (with sources).")],
     out: Annotated[Path | None, Opt("--out", help="Also write the table as CSV.")] = None,
 ) -> None:
-    """Rank sources by how often their rows are flagged across scans (Beta posterior)."""
+    """Rank sources by how often their rows are flagged across scans (Beta posterior).
+
+    Example: poisonguard sources scan-v2 scan-v3
+    """
     from poisonguard.io import report_csv
     from poisonguard.provenance.attest import scan_sources
     from poisonguard.provenance.reputation import reputation
