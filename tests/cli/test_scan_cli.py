@@ -365,12 +365,14 @@ def test_demo_prints_both_tables(tmp_path: Path, capsys: pytest.CaptureFixture[s
     detection, victims = (t["rows"] for t in doc["tables"])
     assert doc["seed"] == 0 and [r["poison"] for r in detection] == [
         "all poison", "backdoor (patch)", "label flips"]
-    backdoor = detection[1]
-    assert backdoor["AUROC"] >= 0.95 and backdoor["recall"] >= 0.9  # measured 1.0 / 0.99
+    flips, backdoor = detection[2], detection[1]
+    assert flips["recall"] >= 0.9 and flips["precision"] >= 0.9  # measured 0.952 / 0.952
+    # the backdoor's rows are ranked first (measured AUROC 0.996) but none crosses the flagging
+    # rule (docs/decisions.md, "The demo's backdoor"): cleaning keeps the backdoor
+    assert backdoor["AUROC"] >= 0.95
     by_data = {r["trained on"]: r for r in victims}
-    # the backdoor works on the poisoned data and the cleaned data loses most of it
     assert by_data["poisoned data"]["backdoor success"] >= 0.8
-    assert by_data["cleaned by scan"]["backdoor success"] <= 0.2
+    assert by_data["cleaned by scan"]["clean accuracy"] >= by_data["poisoned data"]["clean accuracy"]
     assert all(str(v)[::-1].find(".") <= 3 for r in victims for v in r.values()
                if isinstance(v, float))  # one format: at most 3 decimals
     html = (tmp_path / "report.html").read_text()

@@ -14,14 +14,7 @@ Calibration is ``"probability"``: each row of the suspect cluster scores
     size(relative size) * sigmoid((silhouette - 0.6) / 0.04) * sigmoid(log(spread / 40) / 0.25)
 
 where ``size`` is 1 up to 35 % and falls linearly to 0 at 50 %, and ``spread`` is the median
-whitened squared distance of the cluster over that of the core. When the cluster's rows are
-each other's neighbours (the ``mixing`` condition below: no more other-label neighbours than
-the core), the two pieces of evidence add in log-odds instead,
-``size * sigmoid((silhouette - 0.6) / 0.04 + log(spread / 40) / 0.25)``: a split at one centre
-and well past the other is then likely poison where the product halved it (a 5 % patch on
-digits next to 5 % label flips: silhouette 0.59, spread 50, mixing -0.01, product 0.30); a
-natural sub-style of the same shape sits on the border with another class (breast_cancer's 4 %
-odd rows: silhouette 0.66, spread 41, mixing 0.12) and keeps the product. Both centres were set on the
+whitened squared distance of the cluster over that of the core. Both centres were set on the
 measured cases (clean classes: silhouette <= 0.53, spread <= 41 apart from one class of 4 % odd
 rows; feature backdoors: silhouette >= 0.71, spread >= 56), so a score >= 0.5 means a confident,
 small, far split, and every other row of the class scores 0: the detector stays quiet on classes
@@ -70,8 +63,7 @@ from poisonguard.detectors.spectral import (
 if TYPE_CHECKING:
     from poisonguard.evidence import Evidence, View
 
-__all__ = ["ClassSplit", "Clusters", "ClustersState", "cohesive_probability", "contrast_probability",
-           "split_class"]
+__all__ = ["ClassSplit", "Clusters", "ClustersState", "contrast_probability", "split_class"]
 
 _MAX_SHARE = 0.35
 _ZERO_SHARE = 0.5
@@ -113,27 +105,6 @@ def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-np.clip(x, -50.0, 50.0))))
 
 
-def _size(share: float) -> float:
-    return float(np.clip((_ZERO_SHARE - share) / (_ZERO_SHARE - _MAX_SHARE), 0.0, 1.0))
-
-
-def _silhouette_logit(sil: float) -> float:
-    return (sil - _SILHOUETTE) / 0.04
-
-
-def _spread_logit(spread: float) -> float:
-    return float(np.log(max(spread, 1e-12) / _SPREAD) / 0.25)
-
-
-def cohesive_probability(found: ClassSplit) -> float:
-    """The absolute rule for a cluster whose rows are each other's neighbours (``mixing`` at
-    most the margin): the silhouette and spread evidence add in log-odds (module docstring)."""
-    if found.mixing > _MIXING_MARGIN:
-        return 0.0
-    return _size(found.share) * _sigmoid(_silhouette_logit(found.silhouette)
-                                         + _spread_logit(found.spread))
-
-
 def split_class(rows: np.ndarray | WhitenedClass, *, dim: int = 10,
                 random_state: int = 0) -> ClassSplit | None:
     """Split one class's embedding ``rows`` (or their :func:`whiten_class`, when already
@@ -165,7 +136,9 @@ def split_class(rows: np.ndarray | WhitenedClass, *, dim: int = 10,
     dist = (Y ** 2).sum(axis=1)
     core_median = max(float(np.median(dist[white.core])), 1e-12)
     spread = float(np.median(dist[suspect])) / core_median
-    prob = _size(share) * _sigmoid(_silhouette_logit(sil)) * _sigmoid(_spread_logit(spread))
+    size = float(np.clip((_ZERO_SHARE - share) / (_ZERO_SHARE - _MAX_SHARE), 0.0, 1.0))
+    prob = size * _sigmoid((sil - _SILHOUETTE) / 0.04) * _sigmoid(
+        np.log(max(spread, 1e-12) / _SPREAD) / 0.25)
     return ClassSplit(suspect=suspect, share=share, silhouette=sil, spread=spread, probability=prob,
                       centers=np.asarray(km.cluster_centers_, dtype=np.float64),
                       suspect_id=suspect_id)
@@ -245,11 +218,9 @@ class Clusters(Detector):
                     core = mine[~found.suspect]
                     mixing = float(mine[found.suspect].mean() - (core.mean() if core.size else 0.0))
                     out[int(code)] = replace(found, mixing=mixing)
-            rules = [contrast_probability(out), {c: cohesive_probability(f) for c, f in out.items()}]
-            for rule in rules:
-                for code, prob in rule.items():
-                    if prob > out[code].probability:
-                        out[code] = replace(out[code], probability=prob)
+            for code, prob in contrast_probability(out).items():
+                if prob > out[code].probability:
+                    out[code] = replace(out[code], probability=prob)
             return out
 
         return evidence.memo(("clusters", self.dim), compute)
