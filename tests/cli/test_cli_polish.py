@@ -40,8 +40,8 @@ def _leaves(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]
     return [leaf for name, sub in sorted(subs.items()) for leaf in _leaves(sub, (*path, name))]
 
 
-def test_every_command_has_an_example_one_metavar_style_and_described_options(capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_command_has_an_example_one_metavar_style_and_described_options(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
     from poisonguard.cli._common import app
