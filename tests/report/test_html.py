@@ -140,3 +140,79 @@ def test_same_report_same_bytes(report_factory) -> None:
     first = render_scan(report_factory("image", sources=True))
     assert render_scan(report_factory("image", sources=True)) == first
     assert render_scan(report_factory("image", sources=True, seed=1)) != first
+
+
+# ------------------------------------------------------------------ layout on narrow screens
+def _style(html: str) -> str:
+    return html[html.index("<style>"):html.index("</style>")]
+
+
+def test_flagged_table_scrolls_inside_a_frame_no_taller_than_the_window(report_factory) -> None:
+    html = render_scan(report_factory("tabular", n=2000))
+    assert '<div class="table-frame" id="flagged-frame">\n<table class="flagged">' in html
+    css = _style(html)
+    frame = re.search(r"\.table-frame \{([^}]*)\}", css)
+    assert frame is not None
+    # both scrollbars belong to the frame, and the frame fits the window: the sideways
+    # scrollbar is in sight wherever the table is, not under its 50th row
+    assert "overflow: auto" in frame.group(1)
+    assert re.search(r"max-height: min\(\d+vh, \d+px\)", frame.group(1))
+    assert "table.flagged thead { position: sticky; top: 0;" in css  # the header stays
+    assert re.search(r"table\.flagged tbody td:nth-child\(-n\+2\) \{ position: sticky;", css)
+    assert "scrolls in its frame" in html  # and the page says so
+
+
+@pytest.mark.parametrize("modality", ["tabular", "image", "text"])
+def test_nothing_forces_the_page_wider_than_800_px(report_factory, modality: str) -> None:
+    html = render_scan(report_factory(modality, sources=True, n=400))
+    css = _style(html)
+    # grid tracks shrink with the page (min(..., 100%)), fixed widths are small
+    assert all(arg.startswith("min(") for arg in re.findall(r"minmax\(([^,]+),", css))
+    widths = [int(w) for w in re.findall(r"(?<![-\w])(?:min-)?width: (\d+)px", css)]
+    assert widths and max(widths) <= 400
+    # every table but the small key-value ones scrolls inside a container of its own
+    for match in re.finditer(r"<table( class=\"([^\"]*)\")?>", html):
+        if "kv" in (match.group(2) or "").split():
+            continue
+        before = html[:match.start()]
+        assert before.endswith(('<div class="scroll">', '<div class="scroll">\n',
+                                '<div class="table-frame" id="flagged-frame">\n')), match.group(0)
+
+
+def test_long_paths_break_at_slashes(report_factory) -> None:
+    report = report_factory("tabular")
+    long = "/data/" + "/".join(["a-rather-long-folder-name"] * 6) + "/batch_2025.csv"
+    html = render_scan(type(report)(**{**report.__dict__, "data_path": long}))
+    assert "<span class=\"data\">/<wbr>data/<wbr>a-rather-long-folder-name/<wbr>" in html
+    assert f"<title>poisonguard scan: {long}</title>" in html  # the title stays as it is
+
+
+def test_histogram_legend_sits_clear_of_the_plot() -> None:
+    from poisonguard.report._figures import histogram_figure
+
+    rng = np.random.default_rng(0)
+    for n in (500, 1_000_000):  # one legend row; two rows when the counts are long
+        scores = rng.random(n) ** 4
+        fig = histogram_figure(scores, scores >= 0.5, 0.5, "combined score")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax, legend = fig.axes[0], fig.legends[0]
+        legend_box, plot_box = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert legend_box.y0 >= plot_box.y1  # the threshold line ends below the legend
+        width, height = fig.canvas.get_width_height()
+        for text in [*legend.get_texts(), ax.xaxis.label, ax.yaxis.label, *fig.texts]:
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, text
+        hit = int((scores >= 0.5).sum())
+        assert sorted(t.get_text() for t in legend.get_texts()) == [
+            f"flagged ({hit})", f"not flagged ({n - hit})", "threshold"]
+
+
+def test_figures_are_small_paletted_pngs(report_factory) -> None:
+    html = render_scan(report_factory("tabular", n=2000))
+    payloads = [base64.b64decode(p) for p in re.findall(
+        r'<img class="hist"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+    assert len(payloads) == 3
+    for png in payloads:
+        assert png[25] == 3  # IHDR colour type 3: a palette, not 4 bytes a pixel
+        assert len(png) < 10_000

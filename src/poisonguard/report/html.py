@@ -9,6 +9,7 @@ reports of millions of rows. Same report, same bytes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -20,17 +21,19 @@ from poisonguard.report._figures import histogram_uri, thumbnail_uris
 
 if TYPE_CHECKING:
     import jinja2
+    import markupsafe
 
     from poisonguard.dataset import Dataset
     from poisonguard.scan import ScanReport
 
-__all__ = ["environment", "render_scan"]
+__all__ = ["breakable", "environment", "render_scan"]
 
 TOP_ROWS = 50
 TOP_SOURCES = 50
 SHOWN_CLASSES = 30
 SHOWN_FEATURES = 6
 SNIPPET_CHARS = 240
+_BREAK_AFTER = re.compile(r"([/\\_.])(?=.)")
 
 
 @lru_cache(maxsize=1)
@@ -38,10 +41,22 @@ def environment() -> jinja2.Environment:
     """The Jinja environment over ``report/templates`` (shared by every HTML report)."""
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("poisonguard.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True)
+    env.filters["breakable"] = breakable
+    return env
+
+
+def breakable(text: object) -> markupsafe.Markup:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after each ``/``, ``\\``,
+    ``_`` and ``.``: a long path or name wraps at those points in a narrow column instead of
+    pushing the page wider than the screen."""
+    import markupsafe
+
+    escaped = str(markupsafe.escape(str(text)))
+    return markupsafe.Markup(_BREAK_AFTER.sub(r"\1<wbr>", escaped))
 
 
 def _number(value: Any) -> str:
