@@ -31,6 +31,8 @@ _TOO_LARGE = f"is too large to compute with (|value| must be at most {FEATURE_MA
 class Origin:
     """Where a dataset was read from, so that saving can keep the file's format and columns.
 
+    ``format`` also names data read by :mod:`poisonguard.formats`: a JSON Lines file, an image
+    folder, a Hugging Face ``save_to_disk`` folder, or a pandas DataFrame (``path`` its name).
     ``columns`` is the file's column order (CSV / Parquet); ``dtypes`` the original dtype of
     each feature column by name; ``npz_keys`` the arrays an NPZ file held. ``dates`` names the
     columns read as dates and now held as days since 1970-01-01: ``(column, format, unread)``,
@@ -45,7 +47,7 @@ class Origin:
     """
 
     path: str
-    format: Literal["csv", "parquet", "npz"]
+    format: Literal["csv", "parquet", "npz", "jsonl", "images", "hf", "frame"]
     label: str = "label"
     id_col: str | None = None
     source_col: str | None = None

@@ -109,9 +109,9 @@ class LocalEngine(Engine):
 
         src = open_source(data, roles)
         info = dict(src.info)
-        if src.fmt in ("csv", "parquet", "npz"):
+        if src.fmt in ("csv", "parquet", "npz", "jsonl"):  # a folder's: formats.row_chunks
             info["sha256"] = file_sha256(src.files[0])
-        return Hashing(info, self._parts(src, roles))
+        return Hashing(info, self._parts(src, roles, info))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -138,11 +138,18 @@ class LocalEngine(Engine):
                 yield result
 
     @staticmethod
-    def _parts(src: Source, roles: Roles) -> Iterator[HashedRows]:
+    def _parts(src: Source, roles: Roles, info: dict[str, Any]) -> Iterator[HashedRows]:
         from poisonguard import io
         from poisonguard.datasets import load_dataset
+        from poisonguard.formats import row_chunks
         from poisonguard.provenance.hashing import dataset_chunks, table_chunks
 
+        if src.fmt in ("jsonl", "images", "hf"):
+            for chunk in row_chunks(src.data, src.fmt, label=roles.label, id_col=roles.id_col,
+                                    source_col=roles.source_col, info=info,
+                                    chunk_rows=roles.chunk_rows):
+                yield hash_chunks([chunk], src.data, chunk.start)
+            return
         if src.fmt in ("builtin", "npz"):
             ds = load_dataset(src.data) if src.fmt == "builtin" else io.load(src.files[0])
             keyed = src.fmt == "npz" and not ds.has_default_ids
@@ -245,8 +252,10 @@ class DaskEngine(Engine):
         from poisonguard.provenance.hashing import file_sha256
 
         src = open_source(data, roles)
-        if src.fmt in ("builtin", "npz"):
-            what = "a built-in data set" if src.fmt == "builtin" else "an NPZ file"
+        if src.fmt not in ("csv", "parquet", "parquet-folder"):
+            what = {"builtin": "a built-in data set", "npz": "an NPZ file",
+                    "jsonl": "a JSON Lines file", "images": "an image folder",
+                    "hf": "a Hugging Face folder"}[src.fmt]
             raise InputError(f"{data}: --engine dask reads CSV and Parquet files and folders of "
                              f"Parquet files, not {what}; use --engine local")
         files = [f.resolve() for f in src.files]  # workers may run elsewhere

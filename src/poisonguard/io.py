@@ -1,4 +1,5 @@
-"""Load and save datasets: CSV, Parquet, NPZ. Writes are atomic (temp file + rename).
+"""Load and save datasets: CSV, Parquet, NPZ, JSON Lines (image and Hugging Face folders are
+read by :mod:`poisonguard.formats`). Writes are atomic (temp file + rename).
 
 Errors name the file, and the column, row or line at fault. Nothing is unpickled: NPZ files
 are read with ``allow_pickle=False``.
@@ -36,18 +37,20 @@ __all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_csv_shape", "check_o
            "guarded_outputs", "load", "neutralise_formulas", "read_bytes", "read_json",
            "register_input", "report_csv", "save", "save_to", "write_rows", "write_text"]
 
-FORMATS: dict[str, Literal["csv", "parquet", "npz"]] = {
-    ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+Format = Literal["csv", "parquet", "npz", "jsonl"]
+FORMATS: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                              ".npz": "npz", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_TABLES = [e for e, f in FORMATS.items() if f != "jsonl"]  # named when an extension is unknown
 NUMERIC_SHARE = 0.9  # a column this numeric is numeric: other values in it are errors
 DATE_SHARE = 0.95  # a text column this much made of dates in one format is a date column
 
 
-def file_format(path: str | Path) -> Literal["csv", "parquet", "npz"]:
+def file_format(path: str | Path) -> Format:
     """The format named by a path's extension, or an :class:`InputError`."""
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise InputError(f"{path}: unknown file extension {ext or '(none)'!r}; "
-                         f"expected one of {', '.join(sorted(FORMATS))}")
+                         f"expected one of {', '.join(sorted(_TABLES))}")
     return FORMATS[ext]
 
 
@@ -105,6 +108,9 @@ def check_output(path: str | Path, option: str = "") -> None:
         if res == resolved or (ident is not None and ident == iid):
             raise InputError(f"{option + ' ' if option else ''}{target}: output would "
                              f"overwrite the input {given}; choose another output path")
+        if res in resolved.parents and given.is_dir():  # an image folder's new file is data
+            raise InputError(f"{option + ' ' if option else ''}{target}: inside the data folder "
+                             f"{given}, which this command reads; write it elsewhere")
 
 
 _KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
@@ -297,7 +303,10 @@ def _read_table(path: Path, fmt: str, text_cols: tuple[str, ...] = ()) -> tuple[
 
 def file_stamp(path: str | Path) -> tuple[int, int]:
     """``(size, mtime_ns)``: a file rewritten since is a file with another stamp (a stat, not
-    a read)."""
+    a read); a folder's over its files (:func:`poisonguard.formats.folder_stamp`)."""
+    if Path(path).is_dir():
+        from poisonguard.formats import folder_stamp
+        return folder_stamp(Path(path))
     st = Path(path).stat()
     return (st.st_size, st.st_mtime_ns)
 
@@ -419,7 +428,8 @@ def _table_dataset(path: Path, fmt: Literal["csv", "parquet"], label: str, id_co
                          stamp=stamp if fmt == "parquet" or lines else None)
 
 
-def frame_dataset(df: pd.DataFrame, path: Path, fmt: Literal["csv", "parquet"], *, label: str,
+def frame_dataset(df: pd.DataFrame, path: Path,
+                  fmt: Literal["csv", "parquet", "jsonl", "hf", "frame"], *, label: str,
                   id_col: str | None, source_col: str | None, modality: Modality | None,
                   lines: list[int] | None = None, stamp: tuple[int, int] | None = None,
                   offset: int = 0) -> Dataset:
@@ -589,8 +599,11 @@ def check_roles(label: str, id_col: str | None, source_col: str | None) -> None:
 
 
 def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
-         source_col: str | None = None, modality: Modality | None = None) -> Dataset:
-    """Read a dataset from CSV, Parquet or NPZ.
+         source_col: str | None = None, modality: Modality | None = None,
+         image_size: tuple[int, int] | None = None) -> Dataset:
+    """Read a dataset from CSV, Parquet or NPZ, or what :mod:`poisonguard.formats` reads: a JSON
+    Lines file (as a table), an image folder or a Hugging Face ``save_to_disk`` folder
+    (``image_size`` ``(height, width)`` resizes their images).
 
     CSV / Parquet: one row per example, the label in column ``label``, optional id and source
     columns; a single string feature column makes a text dataset, string columns otherwise stay
@@ -602,11 +615,19 @@ def load(path: str | Path, *, label: str = "label", id_col: str | None = None,
     """
     check_roles(label, id_col, source_col)
     p = Path(path)
+    from poisonguard import formats
+
+    if (kind := formats.detect(p)) is not None:  # JSON Lines, image and Hugging Face folders
+        return formats.load(p, kind, label=label, id_col=id_col, source_col=source_col,
+                            modality=modality, image_size=image_size)
+    if image_size is not None:
+        raise InputError(f"--image-size: {p} holds no encoded images to resize")
     _check_readable(p)
     register_input(p)
     fmt = file_format(p)
     if fmt == "npz":
         return _npz_dataset(p, modality)
+    assert fmt != "jsonl"  # formats.detect took it
     return _table_dataset(p, fmt, label, id_col, source_col, modality)
 
 
@@ -748,6 +769,9 @@ def write_rows(source: str | Path, rows: np.ndarray, target: str | Path) -> Path
             import pyarrow.parquet as pq
 
             pq.write_table(pq.read_table(src).take(pa.array(idx, pa.int64())), tmp)
+        elif fmt == "jsonl":
+            from poisonguard.formats.jsonl import copy_lines
+            copy_lines(src, idx, tmp)
         else:
             with src.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
                 n = len(z["y"])
@@ -1055,13 +1079,16 @@ def save(dataset: Dataset, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_to(dataset: Dataset, tmp: Path, *, fmt: Literal["csv", "parquet", "npz"]) -> None:
+def save_to(dataset: Dataset, tmp: Path, *, fmt: Format) -> None:
     """Write ``dataset`` in format ``fmt`` to ``tmp`` as it is (not atomic: for a temporary path
     from :func:`atomic_path` or :func:`atomic_paths`)."""
+    from poisonguard.formats.jsonl import write_jsonl
+
     writers: dict[str, Callable[[Path], None]] = {
         "csv": lambda t: _write_csv(_to_frame(dataset), t, _kept_rows(dataset, "csv")),
         "parquet": lambda t: _write_parquet(_to_frame(dataset), t, _kept_rows(dataset, "parquet")),
         "npz": lambda t: _save_npz(dataset, t),
+        "jsonl": lambda t: write_jsonl(_to_frame(dataset), t, _kept_rows(dataset, "jsonl")),
     }
     if dataset.modality == "image" and fmt != "npz":
         raise InputError(f"{tmp}: image data can only be saved as .npz")

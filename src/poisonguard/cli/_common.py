@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "engine_option",
-           "fail", "fail_integrity", "load_data", "run_app", "scheduler_option"]
+           "fail", "fail_integrity", "image_size_option", "load_data", "run_app",
+           "scheduler_option"]
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
 SEED_MAX = 2**32 - 1  # numpy and scikit-learn seeds: 0 .. 2**32 - 1
@@ -71,17 +72,30 @@ def fail_integrity(what: str, problems: Sequence[str], details: Sequence[str] = 
 
 
 def load_data(data: str, *, label: str = "label", id_col: str | None = None,
-              source_col: str | None = None) -> Dataset:
-    """A data file, or the name of a built-in data set when no such file exists."""
+              source_col: str | None = None, image_size: str | None = None) -> Dataset:
+    """A data file or folder (:func:`poisonguard.io.load`; ``image_size``: ``--image-size``'s
+    text), or the name of a built-in data set when no such file exists."""
     from poisonguard import io
     from poisonguard.datasets import DATASETS, load_dataset
+    from poisonguard.formats import parse_image_size
 
+    size = parse_image_size(image_size)
     if not Path(data).exists() and data in DATASETS:
+        if size is not None:
+            raise InputError(f"--image-size: {data} is a built-in data set, not image files")
         return load_dataset(data)
     if not Path(data).exists() and Path(data).suffix == "":
         raise InputError(f"{data}: no such file, and not a built-in data set "
                          f"({', '.join(sorted(DATASETS))})")
-    return io.load(data, label=label, id_col=id_col, source_col=source_col)
+    return io.load(data, label=label, id_col=id_col, source_col=source_col, image_size=size)
+
+
+def image_size_option() -> Any:
+    """``--image-size H[xW]`` for data read from image files."""
+    return typer.Option("--image-size", metavar="H[xW]",
+                        help="Resize the images of an image folder or Hugging Face image column "
+                             "to H x W pixels (one number: square); without it they must all "
+                             "have one size.")
 
 
 def _guarded(callback: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, image_size_option, load_data
 from poisonguard.errors import InputError
 
 __all__ = ["attack", "list_attacks", "trigger_apply"]
@@ -71,7 +71,8 @@ def _count(text: str | None, flag: str) -> int | None:
 
 @app.command("attack")
 def attack(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, NPZ or JSON Lines file, an image or "
+                                             "Hugging Face folder, or a built-in data set name.")],
     attack: Annotated[str, Opt("--attack", "-a", help="Attack name (see `poisonguard attacks`).")],
     out: Annotated[Path, Opt("--out", "-o", help="Poisoned data, written in the input's format.")],
     truth: Annotated[Path | None, Opt(help="Ground truth CSV (row_id,poisoned,source_index); "
@@ -117,6 +118,7 @@ def attack(
                                             "carries the trigger with its own label.")] = None,
     strength: Annotated[float | None, Opt(help="spread-backdoor: share of the trigger's strength "
                                                "on each row.")] = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Poison a dataset and write the poisoned copy with its ground truth.
 
@@ -133,7 +135,7 @@ def attack(
     from poisonguard._validation import resolve_budget
     from poisonguard.attacks import get_attack
 
-    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col, image_size=image_size)
     if ds.modality == "image" and io.file_format(out) != "npz":
         raise InputError(f"--out {out}: image data can only be saved as .npz")
     truth_path = truth or out.with_name(out.name.split(".")[0] + ".truth.csv")

@@ -34,7 +34,8 @@ def datasets_list() -> None:
 @datasets_app.command("export")
 def datasets_export(
     name: Annotated[str, typer.Argument(help="Data set name (see `poisonguard datasets list`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet or NPZ file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet, NPZ or JSON Lines file "
+                                      "to write (or a new folder, with --format).")],
     n_rows: Annotated[int | None, typer.Option(help="Seeded stratified subset of this size.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the subset and the sources.",
                                       min=0, max=SEED_MAX)] = 0,
@@ -46,8 +47,12 @@ def datasets_export(
         min=1, max=26)] = None,
     rest: Annotated[Path | None, typer.Option(help="Also write the rows left out of --n-rows "
                                               "here (real data sets).")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="file|images|hf", help="'file': the "
+                                     "format of --out's extension; 'images': a new folder of "
+                                     "PNG files, one sub-folder per class; 'hf': a new Hugging "
+                                     "Face save_to_disk folder.")] = "file",
 ) -> None:
-    """Write a built-in data set to a file, e.g. to try the other commands on it.
+    """Write a built-in data set to a file or folder, e.g. to try the other commands on it.
 
     Example: poisonguard datasets export breast_cancer --ids --sources 3 --n-rows 400
     --out train.csv --rest batch-07.csv
@@ -56,6 +61,8 @@ def datasets_export(
     from poisonguard.cli._common import fail
     from poisonguard.datasets import load_dataset
 
+    if fmt not in ("file", "images", "hf"):
+        fail(f"--format must be file, images or hf (got {fmt!r})")
     if rest is not None and n_rows is None:
         fail("--rest needs --n-rows (the rows left out of the subset go to --rest)")
     io.check_output(out, "--out")
@@ -72,7 +79,12 @@ def datasets_export(
         parts.append((whole.take(np.flatnonzero(~np.isin(whole.ids, ds.ids))), rest))
     for part, path in parts:
         part = _labelled(part, name, seed, ids=ids, sources=sources)
-        io.save(part, path)
+        if fmt == "file":
+            io.save(part, path)
+        else:
+            from poisonguard.formats import write_folder
+
+            write_folder(part, path, "images" if fmt == "images" else "hf")
         typer.echo(f"wrote {part.n_rows} rows of {name} -> {path}", err=True)
 
 

@@ -23,6 +23,7 @@ from poisonguard.cli._common import (
     app,
     echo_table,
     engine_option,
+    image_size_option,
     load_data,
     scheduler_option,
 )
@@ -49,8 +50,9 @@ def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
     """The batch's format; refuses, before anything is written or created, an output that
     would land on an input (after links, or a hard link to it) or that is a directory."""
     from poisonguard import io
+    from poisonguard.formats import rows_format
 
-    fmt = io.file_format(batch) if Path(batch).exists() else "csv"
+    fmt = rows_format(batch) if Path(batch).exists() else "csv"  # folders: .npz or .parquet
     if io.file_format(accepted) != fmt:
         raise InputError(f"--accepted {accepted}: must be a .{fmt} file like the batch")
     if quarantine.exists() and not quarantine.is_dir():
@@ -65,7 +67,8 @@ def _check_paths(batch: str, inputs: list[Path | str | None], accepted: Path,
 
 @app.command()
 def gate(
-    batch: Annotated[str, typer.Argument(help="The incoming batch (CSV, Parquet or NPZ).")],
+    batch: Annotated[str, typer.Argument(help="The incoming batch (CSV, Parquet, NPZ or JSON "
+                                              "Lines file, image or Hugging Face folder).")],
     reference: Annotated[str, Opt("--reference", help="Trusted data with the same columns.")],
     accepted: Annotated[Path, Opt("--accepted", help="Where the accepted rows go.")],
     quarantine: Annotated[Path, Opt("--quarantine", help="Folder for the held-back rows.")],
@@ -91,6 +94,7 @@ def gate(
     engine: Annotated[str, engine_option("--manifest is verified and the scan's chunks are "
                                          "scored")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Validate, verify, check drift and scan BATCH against REF; split accepted / quarantined.
 
@@ -129,8 +133,10 @@ def gate(
     try:
         with Steps(quiet=quiet) as steps:
             steps("load data")
-            ds = load_data(batch, label=label, id_col=id_col, source_col=source_col)
-            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
+            ds = load_data(batch, label=label, id_col=id_col, source_col=source_col,
+                           image_size=image_size)
+            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col,
+                            image_size=image_size)
             try:
                 check_schema(ds, ref)
             except InputError as exc:  # name both files
@@ -179,7 +185,11 @@ def _write(result: Any, ds: Any, batch: str, accepted: Path, quarantine: Path, b
     held = np.asarray(result.quarantined, dtype=bool)
     for rows, path in ((np.flatnonzero(~held), accepted),
                        (np.flatnonzero(held), quarantine / f"quarantined.{fmt}")):
-        if Path(batch).exists():
+        if Path(batch).is_dir():  # an image or Hugging Face folder: the rows as read
+            from poisonguard.formats import save_rows
+
+            save_rows(ds, rows, path)
+        elif Path(batch).exists():
             io.write_rows(batch, rows, path)
         elif len(rows):  # a built-in data set named as the batch
             io.save(ds.take(rows), path)

@@ -136,9 +136,9 @@ def fit_and_save(model: Any, ds: Dataset, out: Path, *, label: str, seed: int, t
 
 
 def _sha256(path: str) -> str:
-    from poisonguard.provenance.hashing import file_sha256
+    from poisonguard.formats import data_sha256  # a file's, or an image / HF folder's digest
 
-    return file_sha256(path)
+    return data_sha256(path)
 
 
 @app.command("certify")

@@ -30,6 +30,7 @@ from poisonguard.cli._common import (
     console,
     echo_table,
     engine_option,
+    image_size_option,
     load_data,
     scheduler_option,
 )
@@ -287,8 +288,10 @@ def _summary(report: ScanReport, title: str, written: list[Path]) -> None:
 # ------------------------------------------------------------------------------ scan
 @app.command("scan")
 def scan(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, a folder of Parquet files "
-                                             "or a built-in data set name.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, NPZ or JSON Lines file, an image "
+                                             "folder, a Hugging Face save_to_disk folder, a "
+                                             "folder of Parquet files or a built-in data set "
+                                             "name.")],
     out: Annotated[Path, Opt("--out", "-o", help="Directory for scores.csv, report.json and "
                                                  "report.html.")] = Path("scan-out"),
     label: Annotated[str, Opt(help="Label column.")] = "label",
@@ -324,6 +327,7 @@ def scan(
                                     min=2)] = 50_000,
     engine: Annotated[str, engine_option("chunks outside the fitted sample are scored")] = "local",
     scheduler: Annotated[str | None, scheduler_option()] = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Scan a dataset for poisoned rows: score, flag, explain, and optionally clean.
 
@@ -355,10 +359,13 @@ def scan(
     whole = {"--reference": reference, "--self-test": self_test or None, "--harden": harden,
              "--write-clean": write_clean}
     needs = [flag for flag, value in whole.items() if value is not None]
-    if Path(data).is_dir() and needs:
+    from poisonguard.formats import is_dataset_folder
+
+    partitions = Path(data).is_dir() and not is_dataset_folder(data)  # image / HF folders load
+    if partitions and needs:
         raise InputError(f"{data}: a folder is scanned as partitions, and {', '.join(needs)} "
                          "need the data loaded whole: give one data file")
-    as_partitions = Path(data).is_dir() or (
+    as_partitions = partitions or (
         engine == "dask" and Path(data).is_file() and Path(data).suffix.lower() in (".csv", ".parquet"))
     if as_partitions and not needs:  # an NPZ file is loaded here and its chunks shipped
         report, written = _scan_partitions(
@@ -370,10 +377,12 @@ def scan(
     with Steps(quiet=quiet) as steps:
         steps("load data")
         before = _file_stamp(data)
-        ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+        ds = load_data(data, label=label, id_col=id_col, source_col=source_col,
+                       image_size=image_size)
         ref = None
         if reference is not None:
-            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col)
+            ref = load_data(reference, label=label, id_col=id_col, source_col=source_col,
+                            image_size=image_size)
             _check_reference(data, ds, reference, ref)
         for path in _report_paths(out):  # before the scan, not after it
             io.check_output(path, "--out")

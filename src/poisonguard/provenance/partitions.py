@@ -1,6 +1,8 @@
 """Data as partitions of consecutive rows: what an engine (:mod:`poisonguard.engine`) hashes.
 
-DATA is a CSV, Parquet or NPZ file, a built-in data set's name, or a folder of Parquet files.
+DATA is a CSV, Parquet, NPZ or JSON Lines file, a built-in data set's name, a folder of Parquet
+files, or an image or Hugging Face folder (:mod:`poisonguard.formats`; these two are one source
+whose rows :func:`poisonguard.formats.row_chunks` gives, never split into partitions).
 Rows are numbered partition by partition, then in order within a partition, so every engine
 numbers, types and hashes the same rows alike:
 
@@ -67,7 +69,7 @@ class Source:
     added by the engine that reads it)."""
 
     data: str
-    fmt: Literal["builtin", "npz", "csv", "parquet", "parquet-folder"]
+    fmt: Literal["builtin", "npz", "csv", "parquet", "parquet-folder", "jsonl", "images", "hf"]
     files: tuple[Path, ...]
     info: dict[str, Any]
 
@@ -135,13 +137,16 @@ def _folder_files(folder: Path) -> tuple[Path, ...]:
 def open_source(data: str, roles: Roles) -> Source:
     """What ``data`` is (a file, a folder of Parquet files or a built-in data set name), its
     files checked and registered as inputs; an :class:`InputError` naming it otherwise."""
-    from poisonguard import io
+    from poisonguard import formats, io
     from poisonguard.datasets import DATASETS
 
     io.check_roles(roles.label, roles.id_col, roles.source_col)  # as every command refuses it
     p = Path(data)
     if not p.exists() and data in DATASETS:
         return Source(data, "builtin", (), {"path": data, "format": "builtin"})
+    if p.is_dir() and (kind := formats.detect(p)) in formats.FOLDER_KINDS:  # images, hf
+        assert kind == "images" or kind == "hf"
+        return Source(data, kind, (p,), {"path": p.name, "format": kind})
     if p.is_dir():
         files = _folder_files(p)
         return Source(data, "parquet-folder", files, {
