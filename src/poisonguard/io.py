@@ -40,7 +40,7 @@ __all__ = ["FORMATS", "atomic_path", "atomic_paths", "check_csv_shape", "check_o
 Format = Literal["csv", "parquet", "npz", "jsonl"]
 FORMATS: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
                               ".npz": "npz", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_TABLES = [e for e, f in FORMATS.items() if f != "jsonl"]  # named when an extension is unknown
+_NAMED = [".csv", ".jsonl", ".npz", ".parquet", ".pq"]  # named when an extension is unknown
 NUMERIC_SHARE = 0.9  # a column this numeric is numeric: other values in it are errors
 DATE_SHARE = 0.95  # a text column this much made of dates in one format is a date column
 
@@ -50,7 +50,7 @@ def file_format(path: str | Path) -> Format:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise InputError(f"{path}: unknown file extension {ext or '(none)'!r}; "
-                         f"expected one of {', '.join(sorted(_TABLES))}")
+                         f"expected one of {', '.join(_NAMED)}")
     return FORMATS[ext]
 
 

@@ -121,7 +121,7 @@ def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 def test_unknown_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
     res = _run(tmp_path, capsys, _file(name, GOOD))
     assert res.line.startswith(f"error: {res.path}: unknown file extension '{Path(name).suffix}'; "
-                               "expected one of .csv, .npz, .parquet, .pq")
+                               "expected one of .csv, .jsonl, .npz, .parquet, .pq")
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.parquet", "data.npz"])
@@ -320,7 +320,7 @@ def test_output_with_unknown_extension(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert code == 2
     assert err == (f"error: {tmp_path / 'OUT.txt'}: unknown file extension '.txt'; "
-                   "expected one of .csv, .npz, .parquet, .pq\n")
+                   "expected one of .csv, .jsonl, .npz, .parquet, .pq\n")
     assert sorted(os.listdir(tmp_path)) == ["data.csv"]
 
 

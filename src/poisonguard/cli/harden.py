@@ -53,7 +53,9 @@ def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
 
 @app.command("harden")
 def harden(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    data: Annotated[str, typer.Argument(
+        help="CSV, Parquet, NPZ or JSON Lines file, an image or Hugging Face folder, or a built-in "
+             "data set name.")],
     out: Annotated[Path, Opt("--out", "-o", help="Model folder (spec.json + arrays.npz).")],
     defense: Annotated[str, Opt(help="robust-linear, dpa or fa (see `poisonguard defenses`).")] = (
         "robust-linear"),

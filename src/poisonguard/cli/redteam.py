@@ -15,7 +15,9 @@ __all__ = ["redteam"]
 
 @app.command("redteam")
 def redteam(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, or a built-in data set name.")],
+    data: Annotated[str, typer.Argument(
+        help="CSV, Parquet, NPZ or JSON Lines file, an image or Hugging Face folder, or a built-in "
+             "data set name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the table and plots.")],
     model: Annotated[str, typer.Option(help="Victim model: logreg, mlp or cnn.")] = "logreg",
     budgets: Annotated[str, typer.Option(help="Poison budgets (fractions), comma-separated.")] = (

@@ -66,8 +66,9 @@ def keygen(
 
 @app.command()
 def manifest(
-    data: Annotated[str, typer.Argument(help="CSV, Parquet or NPZ file, a folder of Parquet "
-                                        "files (read in name order), or a built-in data set.")],
+    data: Annotated[str, typer.Argument(help="CSV, Parquet, NPZ or JSON Lines file, an image or "
+                                        "Hugging Face folder, a folder of Parquet files (read in "
+                                        "name order), or a built-in data set.")],
     out: Annotated[Path, Opt("--out", help="Manifest JSON; its rows go beside it to "
                              "OUT.rows.<digest>.parquet.")],
     label: Annotated[str, Opt("--label", help="Label column.")] = "label",
