@@ -346,7 +346,8 @@ def test_save_onto_a_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_save_unknown_extension(tmp_path: Path) -> None:
-    with _raises("data.json: unknown file extension '.json'; expected one of .csv, .jsonl, .npz, .parquet, .pq"):
+    with _raises("data.json: unknown file extension '.json'; "
+                 "expected one of .csv, .jsonl, .npz, .parquet, .pq"):
         io.save(_tabular(), tmp_path / "data.json")
     assert _listing(tmp_path) == []
 
