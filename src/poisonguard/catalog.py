@@ -9,9 +9,9 @@ Examples
 --------
 >>> entries = catalog()
 >>> sorted(e.family for e in entries)
-['availability', 'backdoor', 'subpopulation', 'targeted']
->>> [a["name"] for a in next(e for e in entries if e.family == "backdoor").attacks]
-['backdoor', 'clean-label-backdoor']
+['availability', 'backdoor', 'privacy', 'subpopulation', 'targeted']
+>>> [a["name"] for a in next(e for e in entries if e.family == "privacy").attacks]
+['truth-serum']
 """
 
 from __future__ import annotations
@@ -72,6 +72,20 @@ FAMILIES: dict[str, FamilyInfo] = {
                 "Targeted Clean-Label Poisoning Attacks on Neural Networks. NeurIPS 2018",
                 "Koh, Liang. Understanding Black-box Predictions via Influence Functions. "
                 "ICML 2017"),
+    ),
+    "privacy": FamilyInfo(
+        goal="make the model leak its training data: whether a target row was in the training "
+             "set (membership), or a secret value of it",
+        scope="a few chosen target inputs; test accuracy drops a little (the poison is a few "
+              "mislabelled rows per target)",
+        stealth="low to moderate: the poison rows are exact copies of the targets with "
+                "conflicting labels, which the scan's duplicate and label checks pick out",
+        needs="the target inputs (not their membership), rows injected into training, and query "
+              "access to the trained model's confidences; shadow models on similar data help",
+        papers=("Tramèr, Shokri, San Joaquin, Le, Jagielski, Hong, Carlini. Truth Serum: "
+                "Poisoning Machine Learning Models to Reveal Their Secrets. ACM CCS 2022",
+                "Carlini, Chien, Nasr, Song, Terzis, Tramèr. Membership Inference Attacks From "
+                "First Principles. IEEE S&P 2022"),
     ),
     "subpopulation": FamilyInfo(
         goal="make the model fail on one group while the rest holds",

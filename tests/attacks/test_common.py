@@ -28,12 +28,17 @@ PARAMS: dict[str, list[dict[str, Any]]] = {
     "clean-label-backdoor": [{}, {"method": "interpolate"}, {"trigger": "warp"},
                              {"trigger": "common"}, {"trigger": "style"}],
     "feature-collision": [{"steps": 20}],
+    "gradient-matching": [{"steps": 3, "restarts": 1, "epochs": 2, "width": 4}],
     "availability": [{"steps": 5}],
     "adaptive-backdoor": [{"rounds": 0}, {"rounds": 1, "floor": 0.0}],
     "adaptive-blend": [{}],
     "adaptive-patch": [{}],
     "spread-backdoor": [{}, {"trigger": "shift"}],
+    "truth-serum": [{}, {"label": "random", "copies": 2}],
 }
+
+NEEDS_TORCH = {"gradient-matching"}
+
 
 def _fits(modality: str, params: dict[str, Any]) -> bool:
     trigger = params.get("trigger")
@@ -59,20 +64,25 @@ def _same_x(a: Any, b: Any) -> bool:
 
 def _run(name: str, kind: str, params: dict[str, Any], seed: int = 0,
          count: int = 10) -> tuple[Dataset, PoisonResult]:
+    if name in NEEDS_TORCH:
+        pytest.importorskip("torch")
     ds = DATA[kind]()
     return ds, ATTACKS[name](count=count, **params).poison(ds, rng=np.random.default_rng(seed))
 
 
 def test_every_family_is_registered() -> None:
     assert set(ATTACKS) == {"label-flip", "subpopulation", "backdoor", "clean-label-backdoor",
-                            "feature-collision", "availability", "adaptive-backdoor",
-                            "adaptive-blend", "adaptive-patch", "spread-backdoor"}
+                            "feature-collision", "gradient-matching", "availability",
+                            "adaptive-backdoor", "adaptive-blend", "adaptive-patch", "spread-backdoor",
+                            "truth-serum"}
     for cls in ATTACKS.values():
         assert issubclass(cls, Attack) and cls.summary and cls.family
 
 
 @pytest.mark.parametrize(("name", "kind", "params"), CASES, ids=lambda v: str(v))
 def test_contract(name: str, kind: str, params: dict[str, Any]) -> None:
+    if name in NEEDS_TORCH:
+        pytest.importorskip("torch")
     ds = DATA[kind]()
     before = _snapshot(ds)
     res = ATTACKS[name](count=10, **params).poison(ds, rng=np.random.default_rng(3))
@@ -148,6 +158,7 @@ def test_impossible_budget_is_a_clear_error(name: str) -> None:
 @pytest.mark.parametrize(("name", "param"), [
     ("label-flip", "target_class"), ("backdoor", "target_class"),
     ("clean-label-backdoor", "target_class"), ("feature-collision", "base_class"),
+    ("gradient-matching", "base_class"),
     ("subpopulation", "target_class")])
 def test_missing_class_is_named(name: str, param: str) -> None:
     ds = make_tabular(n_rows=100, random_state=0)
@@ -171,6 +182,6 @@ def test_params_keep_numpy_scalars_as_ground_truth() -> None:
 
 
 def test_text_is_refused_by_crafting_attacks() -> None:
-    for name in ("availability", "feature-collision"):
+    for name in ("availability", "feature-collision", "gradient-matching"):
         with pytest.raises(InputError, match="supports tabular, image data"):
             ATTACKS[name](count=3).poison(make_text(n_rows=60), rng=np.random.default_rng(0))

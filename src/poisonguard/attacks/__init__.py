@@ -19,6 +19,7 @@ from poisonguard.attacks.availability import Availability
 from poisonguard.attacks.backdoor import Backdoor
 from poisonguard.attacks.clean_label import CleanLabelBackdoor
 from poisonguard.attacks.feature_collision import FeatureCollision
+from poisonguard.attacks.gradient_matching import GradientMatching
 from poisonguard.attacks.label_flip import LabelFlip
 from poisonguard.attacks.subpopulation import Subpopulation
 from poisonguard.attacks.triggers import (
@@ -30,9 +31,11 @@ from poisonguard.attacks.triggers import (
     fit_trigger,
     load_trigger,
 )
+from poisonguard.attacks.truth_serum import TruthSerum
 
 __all__ = ["ATTACKS", "Adaptation", "AdaptiveBackdoor", "AdaptiveBlend", "AdaptivePatch",
            "AdaptiveRound", "Attack", "Availability", "Backdoor", "BlendTrigger",
-           "CleanLabelBackdoor", "FeatureCollision", "FeatureTrigger", "LabelFlip", "PatchTrigger",
+           "CleanLabelBackdoor", "FeatureCollision", "FeatureTrigger", "GradientMatching",
+           "LabelFlip", "PatchTrigger",
            "PoisonResult", "SpreadBackdoor", "Subpopulation", "Target", "TokenTrigger", "Trigger",
-           "adapt", "fit_trigger", "get_attack", "load_trigger"]
+           "TruthSerum", "adapt", "fit_trigger", "get_attack", "load_trigger"]

@@ -25,13 +25,15 @@ from poisonguard.attacks import (
     Backdoor,
     CleanLabelBackdoor,
     FeatureCollision,
+    GradientMatching,
     LabelFlip,
     Subpopulation,
     get_attack,
 )
+from poisonguard.attacks._base import PoisonResult, append_rows
 from poisonguard.attacks.subpopulation import select_group
 from poisonguard.dataset import Dataset
-from poisonguard.errors import InputError
+from poisonguard.errors import DependencyError, InputError
 from poisonguard.evaluation.metrics import accuracy, attack_success_rate, group_accuracy, split
 from poisonguard.io import write_text
 from poisonguard.models import featurizer, fit_quiet, make_model
@@ -49,7 +51,9 @@ class AttackOutcome:
 
     ``attack_success`` is, by attack: backdoors, the share of triggered test rows predicted
     as the target class; targeted attacks, the share of targets given the attacker's label;
-    subpopulation, 1 - accuracy on the attacked group; others, the rise in test error. Group
+    subpopulation, 1 - accuracy on the attacked group; privacy attacks, the ROC AUC of
+    membership inference on their targets (LiRA, 8 models on random halves of the training
+    split, each with the poison; 0.5 is chance); others, the rise in test error. Group
     columns are filled for attacks that report a group (subpopulation; NaN otherwise);
     ``group_rows`` is the number of test rows in the attacked group. ``note`` says why a run was skipped (its
     metrics are then NaN).
@@ -119,6 +123,8 @@ def evaluate_attack(attack: Attack, train: Dataset, test: Dataset, *, model: Any
     groups: dict[str, Any] = {}
     if result.trigger is not None:
         success = attack_success_rate(victim, result.trigger, test)
+    elif attack.family == "privacy" and result.target is not None:
+        success = _membership_auc(model, train, result, seed)
     elif result.target is not None:
         success = float(np.mean(np.asarray(victim.predict(result.target.X)) == result.target.label))
     elif result.group is not None:
@@ -133,6 +139,23 @@ def evaluate_attack(attack: Attack, train: Dataset, test: Dataset, *, model: Any
         success = clean_acc - poisoned_acc
     return AttackOutcome(attack.name, variant, _budget(attack, train), result.n_poisoned, clean_acc,
                          poisoned_acc, success, seconds=time.perf_counter() - start, **groups)
+
+
+def _membership_auc(model: Any, train: Dataset, result: PoisonResult, seed: int) -> float:
+    """LiRA's ROC AUC on a privacy attack's targets: 8 models on random halves of the training
+    split (targets in it), every one trained with the attack's injected rows too."""
+    from poisonguard.evaluation.membership import lira, run_shadow_models
+
+    assert result.target is not None
+    target = result.target
+    rest = train.take(~np.isin(train.ids, np.asarray(target.ids, dtype=str)))
+    X = append_rows(rest.X, target.X)
+    y = np.concatenate([rest.y, np.asarray(target.label, dtype=rest.y.dtype)])
+    poison = result.dataset.take(result.mask)
+    run = run_shadow_models(lambda s: make_model(model, train, random_state=s), X, y, n_models=8,
+                            targets=list(range(rest.n_rows, len(y))), extra=(poison.X, poison.y),
+                            rng=np.random.default_rng(seed))
+    return lira(run).auc
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -171,13 +194,16 @@ def _plan(name: str, train: Dataset, test: Dataset, clean_model: Any, seed: int,
     if name == CleanLabelBackdoor.name:
         kind = TRIGGERS_BY_MODALITY[train.modality][0]
         return [(kind, lambda b: [CleanLabelBackdoor(rate=b, trigger=kind, target_class=target)])]
-    if name == FeatureCollision.name:
+    if name in (FeatureCollision.name, GradientMatching.name):
         targets = _targets(train, test, clean_model, target, n_targets, seed)
-        return [(f"{len(targets)} targets", lambda b: [FeatureCollision(
+        crafter = FeatureCollision if name == FeatureCollision.name else GradientMatching
+        return [(f"{len(targets)} targets", lambda b: [crafter(
             rate=b, target=t, base_class=target, random_state=seed) for t in targets])]
     if name == Subpopulation.name:
         return [("cluster", lambda b: [Subpopulation(rate=b)])]
     cls = get_attack(name)
+    if cls.family == "privacy":
+        return [("membership AUC", lambda b: [cls(rate=b)])]  # type: ignore[call-arg]
     return [("default", lambda b: [cls(rate=b)])]  # type: ignore[call-arg]
 
 
@@ -196,8 +222,8 @@ def _skipped(name: str, variant: str, budget: float, clean_acc: float, why: str)
 
 def _attack_names(dataset: Dataset, attacks: Iterable[str] | None) -> list[str]:
     if attacks is None:
-        return sorted(n for n, cls in ATTACKS.items()
-                      if dataset.modality in cls.modalities and not cls.adaptive)
+        return sorted(n for n, cls in ATTACKS.items() if dataset.modality in cls.modalities
+                      and not cls.adaptive and cls.family != "privacy")
     names = list(attacks)
     for name in names:
         cls = get_attack(name)
@@ -222,13 +248,15 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
                 seed: int = 0, test_size: float = 0.3, n_targets: int = 3,
                 defense: Any = None) -> RedteamReport:
     """Every applicable registered attack at each budget against a clean baseline (the
-    adaptive variants, which run our scan in their loop, only when named in ``attacks``).
+    adaptive variants, which run our scan in their loop, and privacy attacks, which train
+    shadow models, only when named in ``attacks``).
 
     The data is split (stratified, ``seed``), the clean model is trained once, and each attack
     poisons the training split with ``np.random.default_rng(seed)`` before a model of the same
     kind is retrained. Label flips run as random, class-pair and greedy; backdoors with each
-    trigger of the modality; feature collision is averaged over ``n_targets`` test targets.
-    A budget an attack cannot meet gives a row with a ``note`` and NaN metrics. With a
+    trigger of the modality; feature collision and gradient matching are averaged over
+    ``n_targets`` test targets. A budget an attack cannot meet, or an attack whose optional
+    dependency is missing, gives a row with a ``note`` and NaN metrics. With a
     ``defense`` (a classifier from :mod:`poisonguard.defenses`, or any scikit-learn classifier),
     every attack also runs against it on the same poisoned rows: columns
     ``defended_clean_accuracy``, ``defended_poisoned_accuracy`` and ``defended_attack_success``.
@@ -270,7 +298,7 @@ def run_redteam(dataset: Dataset, *, model: Any = "logreg",
                         evaluate_attack(a, train, test, model=defense, seed=seed, variant=variant,
                                         clean_model=guarded, result=r)
                         for a, r in zip(planned, results, strict=True)]
-                except InputError as exc:
+                except (InputError, DependencyError) as exc:  # e.g. torch not installed
                     rows.append(_skipped(name, variant, b, clean_acc, str(exc)))
                     defended.append(None)
                     continue
