@@ -137,5 +137,8 @@ def test_redteam_writes_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFi
     assert patch["attack_success"] >= 0.9 and patch["clean_accuracy"] >= 0.9
     for name in ("redteam.md", "redteam.json", "accuracy.png", "success.png", "subgroups.png"):
         assert (out / name).stat().st_size > 0
-    assert "red team: digits" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "red team: digits" in printed and "nan" not in printed
+    assert "the rise in test error (below 0: the poisoned model happened to do better)" in printed
+    assert f"{patch['attack_success']:.3f}" in printed  # three decimals, as in redteam.md
     assert main(["redteam", "digits", "--budgets", "half", "--out", str(out)]) == 2

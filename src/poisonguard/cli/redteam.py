@@ -62,5 +62,19 @@ def redteam(
     cols = ["attack", "variant", "budget", "clean_accuracy", "poisoned_accuracy", "attack_success"]
     if guard is not None:
         cols += ["defended_poisoned_accuracy", "defended_attack_success"]
-    echo_table(report.table[cols].to_dict("records"), title=f"red team: {ds.name} ({report.model})")
+    echo_table([{k: _cell(v) for k, v in row.items()} for row in report.table[cols].to_dict("records")],
+               title=f"red team: {ds.name} ({report.model})")
+    typer.echo("attack_success: backdoors, triggered test rows predicted as the target; targeted, "
+               "targets given the attacker's label; subpopulation, 1 - the group's accuracy; "
+               "privacy, membership-inference AUC on the targets; availability and label flips, "
+               "the rise in test error (below 0: the poisoned model happened to do better). "
+               "'-': not measured for that attack.")
     typer.echo(f"wrote {', '.join(p.name for p in written)} -> {out}", err=True)
+
+
+def _cell(value: object) -> object:
+    """Numbers with three decimals, a missing one as '-' (as in redteam.md)."""
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.3f}"
+    return value
+
