@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.neural_network import MLPClassifier
 
-from poisonguard.attacks._base import Attack, PoisonResult, Target, check_class, register, set_rows
+from poisonguard.attacks._base import Attack, PoisonResult, Target, register, set_rows
+from poisonguard.attacks._targeted import plan_target
 from poisonguard.dataset import Dataset
 from poisonguard.errors import InputError
 from poisonguard.models import NumericCodec, fit_quiet
@@ -73,19 +73,9 @@ class FeatureCollision(Attack):
         if not 0.0 <= self.opacity < 1.0 or self.beta < 0 or self.lr <= 0:
             raise InputError("'opacity' must be in [0, 1), 'beta' >= 0 and 'lr' > 0 "
                              f"(got {self.opacity}, {self.beta}, {self.lr})")
-        base = check_class(dataset, dataset.classes[0] if self.base_class is None
-                           else self.base_class, "base_class")
-        keep = np.arange(dataset.n_rows)
-        target_ids: tuple[str, ...] = ()
-        if self.target is None:
-            pick = int(rng.choice(np.flatnonzero(dataset.y != base)))
-            target_X, target_ids = dataset.take([pick]).X, (str(dataset.ids[pick]),)
-            keep = keep[keep != pick]
-            dataset = dataset.take(keep)
-        else:
-            target_X = self._target_rows(dataset)
-        pool = np.flatnonzero(dataset.y == base)
-        n = self.budget(dataset, len(pool), what=f"rows of the base class {base!r}")
+        plan = plan_target(self, dataset, rng, many=False)
+        dataset, keep, base, target_X, pool, n = (plan.dataset, plan.keep, plan.base, plan.target_X,
+                                                  plan.pool, plan.n)
         codec = NumericCodec.fit(dataset)
         Z = codec.encode(dataset.X)
         net = _ReluFeatures(Z, dataset.y, self.hidden, self.random_state)
@@ -104,17 +94,4 @@ class FeatureCollision(Attack):
         mask = np.zeros(dataset.n_rows, dtype=bool)
         mask[rows] = True
         out = dataset.replace(X=set_rows(dataset.X, rows, X_rows))
-        return self.result(out, mask, keep, target=Target(target_X, base, target_ids))
-
-    def _target_rows(self, dataset: Dataset) -> Any:
-        if dataset.is_frame:
-            frame = self.target if isinstance(self.target, pd.DataFrame) else pd.DataFrame(
-                [self.target], columns=dataset.X.columns)
-            return frame.reset_index(drop=True)
-        arr = np.asarray(self.target)
-        if arr.shape == dataset.X.shape[1:]:
-            arr = arr[None]
-        if arr.shape != (1, *dataset.X.shape[1:]):
-            raise InputError(f"'target' must be one input of shape {dataset.X.shape[1:]} "
-                             f"(got {np.asarray(self.target).shape})")
-        return arr
+        return self.result(out, mask, keep, target=Target(target_X, base, plan.target_ids))

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from poisonguard._validation import check_choice, check_in, check_whole
-from poisonguard.attacks._base import Attack, PoisonResult, Target, check_class, register, set_rows
+from poisonguard.attacks._base import Attack, PoisonResult, Target, register, set_rows
+from poisonguard.attacks._targeted import plan_target
 from poisonguard.dataset import Dataset
 from poisonguard.errors import DependencyError, InputError
 from poisonguard.models import NumericCodec
@@ -134,19 +134,9 @@ class GradientMatching(Attack):
         check_whole("width", self.width, 1, 4096)
         self._check_surrogate(dataset)
         network = self._network(dataset)
-        base = check_class(dataset, dataset.classes[0] if self.base_class is None
-                           else self.base_class, "base_class")
-        keep = np.arange(dataset.n_rows)
-        target_ids: tuple[str, ...] = ()
-        if self.target is None:
-            pick = int(rng.choice(np.flatnonzero(dataset.y != base)))
-            target_X, target_ids = dataset.take([pick]).X, (str(dataset.ids[pick]),)
-            keep = keep[keep != pick]
-            dataset = dataset.take(keep)
-        else:
-            target_X = self._target_rows(dataset)
-        pool = np.flatnonzero(dataset.y == base)
-        n = self.budget(dataset, len(pool), what=f"rows of the base class {base!r}")
+        plan = plan_target(self, dataset, rng, many=True)
+        dataset, keep, base, target_X, pool, n = (plan.dataset, plan.keep, plan.base, plan.target_X,
+                                                  plan.pool, plan.n)
         torch = _torch()
         with torch.random.fork_rng(devices=[]):
             net, space = self._surrogate(dataset, eps, network)
@@ -165,7 +155,7 @@ class GradientMatching(Attack):
         mask = np.zeros(dataset.n_rows, dtype=bool)
         mask[rows] = True
         out = dataset.replace(X=set_rows(dataset.X, rows, X_rows))
-        return self.result(out, mask, keep, target=Target(target_X, base, target_ids))
+        return self.result(out, mask, keep, target=Target(target_X, base, plan.target_ids))
 
     def _check_surrogate(self, dataset: Dataset) -> None:
         if self.surrogate is None:
@@ -216,25 +206,6 @@ class GradientMatching(Attack):
                      loss=torch.nn.functional.cross_entropy,
                      generator=torch.Generator().manual_seed(self.random_state))
         return net, space
-
-    def _target_rows(self, dataset: Dataset) -> Any:
-        if dataset.is_frame:
-            rows = self.target
-            if not isinstance(rows, pd.DataFrame):
-                rows = [list(rows)] if np.ndim(rows) == 1 else [list(r) for r in rows]
-                if any(len(r) != dataset.X.shape[1] for r in rows):
-                    raise InputError(f"'target' must be rows of {dataset.X.shape[1]} values "
-                                     f"(columns {', '.join(map(str, dataset.X.columns))})")
-                rows = pd.DataFrame(rows, columns=dataset.X.columns)
-            return rows.reset_index(drop=True)
-        arr = np.asarray(self.target)
-        if arr.shape == dataset.X.shape[1:]:
-            arr = arr[None]
-        if arr.ndim != dataset.X.ndim or arr.shape[1:] != dataset.X.shape[1:] or len(arr) == 0:
-            raise InputError(f"'target' must be one input of shape {dataset.X.shape[1:]} or a "
-                             f"stack of them (got {np.asarray(self.target).shape})")
-        return arr
-
 
 def _table_space(dataset: Dataset, eps: float) -> _Space:
     """Numeric codes, standardised for the network; numbers move by ``eps`` of their column's
