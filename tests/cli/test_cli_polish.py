@@ -59,4 +59,5 @@ def test_every_command_has_an_example_one_metavar_style_and_described_options(
         for line in options:
             if line.startswith("  -"):
                 assert "<" not in line.split("  ")[1], (leaf, line)
+                assert " --out " not in line or "-o, --out" in line, (leaf, line)
                 assert len(line.split("  ", 2)) == 3 or "--help" in line, (leaf, line)  # described

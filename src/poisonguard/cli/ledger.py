@@ -227,7 +227,7 @@ def verify(
 @ledger_app.command()
 def checkpoint(
     ledger: Annotated[Path, typer.Argument(help="The ledger.")],
-    out: Annotated[list[Path] | None, Opt("--out", help="Also write the checkpoint here (a file, "
+    out: Annotated[list[Path] | None, Opt("--out", "-o", help="Also write the checkpoint here (a file, "
                                           "or a folder: FOLDER/checkpoint-SIZE.json), ideally "
                                           "on another machine or medium; repeatable.")] = None,
     pubkey: Annotated[Path | None, Opt("--pubkey", help="The key checkpoints must be signed "

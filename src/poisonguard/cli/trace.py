@@ -47,7 +47,7 @@ def passphrase_from(env: str | None) -> str | None:
 
 @app.command()
 def keygen(
-    out: Annotated[Path, Opt("--out", help="Private key file; the public key goes to OUT.pub.")],
+    out: Annotated[Path, Opt("--out", "-o", help="Private key file; the public key goes to OUT.pub.")],
     passphrase_env: Annotated[str | None, Opt("--passphrase-env", metavar="VAR",
                                               help="Encrypt the key with the passphrase in "
                                                    "this environment variable.")] = None,
@@ -69,7 +69,7 @@ def manifest(
     data: Annotated[str, typer.Argument(help="CSV, Parquet, NPZ or JSON Lines file, an image or "
                                         "Hugging Face folder, a folder of Parquet files (read in "
                                         "name order), or a built-in data set.")],
-    out: Annotated[Path, Opt("--out", help="Manifest JSON; its rows go beside it to "
+    out: Annotated[Path, Opt("--out", "-o", help="Manifest JSON; its rows go beside it to "
                              "OUT.rows.<digest>.parquet.")],
     label: Annotated[str, Opt("--label", help="Label column.")] = "label",
     id_col: Annotated[str | None, Opt("--id-col", help="Id column: rows are matched by it. "
@@ -157,7 +157,7 @@ def verify(
 def diff(
     old: Annotated[Path, typer.Argument(help="The older manifest.")],
     new: Annotated[Path, typer.Argument(help="The newer manifest.")],
-    out: Annotated[Path | None, Opt("--out", help="Also write the diff as JSON.")] = None,
+    out: Annotated[Path | None, Opt("--out", "-o", help="Also write the diff as JSON.")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Rows added, removed and changed between two manifests, grouped by source; exit 3 when
@@ -198,7 +198,7 @@ def diff(
 def attest(
     scan_dir: Annotated[Path, typer.Argument(help="The --out folder of a scan.")],
     manifest_path: Annotated[Path, Opt("--manifest", help="Manifest of the scanned data.")],
-    out: Annotated[Path | None, Opt("--out", help="Where to write it (default "
+    out: Annotated[Path | None, Opt("--out", "-o", help="Where to write it (default "
                                     "SCAN_DIR/attestation.intoto.json).")] = None,
     key: Annotated[Path | None, Opt("--key", help="Sign it (DSSE envelope).")] = None,
     passphrase_env: PassphraseOpt = None,
@@ -228,7 +228,7 @@ def attest(
 @app.command()
 def sources(
     scan_dirs: Annotated[list[Path], typer.Argument(help="Scan --out folders (with sources).")],
-    out: Annotated[Path | None, Opt("--out", help="Also write the table as CSV.")] = None,
+    out: Annotated[Path | None, Opt("--out", "-o", help="Also write the table as CSV.")] = None,
 ) -> None:
     """Rank sources by how often their rows are flagged across scans (Beta posterior).
 
