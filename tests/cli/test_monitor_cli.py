@@ -84,6 +84,21 @@ def test_check_shifted_batch_exit_codes(files: dict[str, Path], tmp_path: Path,
     assert run.code == 0 and "recorded" not in run.err
 
 
+def test_the_profile_remembers_the_reference_columns(files: dict[str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(files["profile"].read_text())
+    assert doc["roles"] == {"label": "label", "id_col": "id"}
+    # the batch has the same id column: neither check nor canary needs --id-col again
+    run = _run(capsys, "check", str(files["profile"]), str(files["clean"]), "--no-history",
+               "--out", str(tmp_path / "out"))
+    assert run.code == 0, run.err
+    assert _run(capsys, "canary", str(files["profile"]), str(files["clean"]), "--no-history").code == 0
+    # given on the command line, the option wins ('mean radius' is no id: its values repeat)
+    run = _run(capsys, "check", str(files["profile"]), str(files["clean"]), "--no-history",
+               "--id-col", "mean radius", "--out", str(tmp_path / "out2"))
+    assert run.code == 2 and "duplicate id" in run.err
+
+
 def test_history_defaults_to_the_poisonguard_home(files: dict[str, Path], tmp_path: Path,
                                                   own_home: Path, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:

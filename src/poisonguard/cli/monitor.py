@@ -37,6 +37,7 @@ from poisonguard.errors import InputError
 if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
     from poisonguard.monitor import DriftReport
+    from poisonguard.monitor.profile import Profile
 
 __all__ = ["monitor_canary", "monitor_check", "monitor_history", "monitor_init"]
 
@@ -49,6 +50,11 @@ DbOpt = Annotated[str | None, Opt("--db", envvar="POISONGUARD_DB", show_default=
     "History: a SQLite file or a database URL (postgresql+psycopg://...); default "
     "history.sqlite in $POISONGUARD_HOME, else ~/.local/share/poisonguard."))]
 LabelOpt = Annotated[str, Opt(help="Label column.")]
+BatchLabelOpt = Annotated[str | None, Opt("--label", show_default=False, help=(
+    "Label column (default: the profile's reference column, else label)."))]
+BatchIdOpt = Annotated[str | None, Opt("--id-col", help="Row id column (default: the profile's).")]
+BatchSourceOpt = Annotated[str | None, Opt("--source-col", help="Source / contributor column "
+                                           "(default: the profile's).")]
 IdOpt = Annotated[str | None, Opt(help="Row id column.")]
 SourceOpt = Annotated[str | None, Opt(help="Source / contributor column.")]
 
@@ -56,6 +62,13 @@ SourceOpt = Annotated[str | None, Opt(help="Source / contributor column.")]
 def _load(data: str, label: str, id_col: str | None, source_col: str | None) -> Dataset:
     ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
     return ds if ds.name == data else ds.replace(name=data)  # errors then name the file as given
+
+
+def _roles(profile: Profile, label: str | None, id_col: str | None,
+           source_col: str | None) -> tuple[str, str | None, str | None]:
+    """The batch's columns: as given, else the profile's reference file's, else the defaults."""
+    return (label or profile.role("label") or "label", id_col or profile.role("id_col"),
+            source_col or profile.role("source_col"))
 
 
 def _check_out(out: Path) -> None:
@@ -115,9 +128,9 @@ def monitor_check(
     db: DbOpt = None,
     no_history: Annotated[bool, Opt("--no-history", help="Do not record the check.")] = False,
     batch_name: Annotated[str | None, Opt(help="Name in the history (default: BATCH).")] = None,
-    label: LabelOpt = "label",
-    id_col: IdOpt = None,
-    source_col: SourceOpt = None,
+    label: BatchLabelOpt = None,
+    id_col: BatchIdOpt = None,
+    source_col: BatchSourceOpt = None,
     alpha: Annotated[float, Opt(help="Level of the adjusted p-values.")] = 0.01,
     correction: Annotated[str, Opt(help="Multiple-testing correction: bh or holm.")] = "bh",
     ks_gate: Annotated[float, Opt(help="Smallest KS statistic that alarms.")] = 0.1,
@@ -147,6 +160,7 @@ def monitor_check(
     runner = get_engine(engine, scheduler)  # a bad --engine or --scheduler fails before work
     try:
         profile = Profile.read(profile_path)
+        label, id_col, source_col = _roles(profile, label, id_col, source_col)
         ds = _load(batch, label, id_col, source_col) if runner.name == "local" else None
         history = None if no_history else History(db)
         if history is not None:
@@ -184,9 +198,9 @@ def monitor_canary(
     db: DbOpt = None,
     no_history: Annotated[bool, Opt("--no-history", help="Neither read nor record history.")] = False,
     batch_name: Annotated[str | None, Opt(help="Name in the history (default: BATCH).")] = None,
-    label: LabelOpt = "label",
-    id_col: IdOpt = None,
-    source_col: SourceOpt = None,
+    label: BatchLabelOpt = None,
+    id_col: BatchIdOpt = None,
+    source_col: BatchSourceOpt = None,
     seed: Annotated[int, Opt(help="Random seed of the model.", min=0, max=SEED_MAX)] = 0,
     fail_on_alert: Annotated[bool, Opt("--fail-on-alert", help="Exit 1 on an alert.")] = False,
 ) -> None:
@@ -197,6 +211,7 @@ def monitor_canary(
     from poisonguard.monitor import CanaryMonitor, History, Profile
 
     profile = Profile.read(profile_path)
+    label, id_col, source_col = _roles(profile, label, id_col, source_col)
     ds = _load(batch, label, id_col, source_col)
     history = None if no_history else History(db)
     previous = [] if history is None else [

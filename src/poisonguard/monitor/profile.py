@@ -142,6 +142,7 @@ class Profile:
     sample_labels: np.ndarray
     random_state: int
     embedding: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None  # shape, mean, axes
+    roles: tuple[tuple[str, str], ...] = ()  # the reference file's label / id / source columns
 
     # ------------------------------------------------------------------- fitting
     @classmethod
@@ -187,9 +188,17 @@ class Profile:
                                for c in columns})
         labels = _str_values(reference.y)
         values, counts = np.unique(labels, return_counts=True)
+        origin = reference.origin
+        roles = tuple((k, str(v)) for k, v in (("label", origin.label), ("id_col", origin.id_col),
+                                                ("source_col", origin.source_col))
+                      if v) if origin is not None and origin.format in ("csv", "parquet", "jsonl") else ()
         return cls(reference.name, "image" if embedding else "tabular", reference.n_rows,
                    tuple(columns), tuple((str(v), int(c)) for v, c in zip(values, counts, strict=True)),
-                   sample, labels[keep], random_state, embedding)
+                   sample, labels[keep], random_state, embedding, roles)
+
+    def role(self, name: str) -> str | None:
+        """The reference file's ``label``, ``id_col`` or ``source_col`` column, if it had one."""
+        return dict(self.roles).get(name)
 
     # ------------------------------------------------------------- batch view
     def features(self, batch: Dataset) -> pd.DataFrame:
@@ -246,7 +255,8 @@ class Profile:
         return {"format": FORMAT, "name": self.name, "modality": self.modality,
                 "n_rows": self.n_rows, "random_state": self.random_state, "columns": cols,
                 "labels": [[v, c] for v, c in self.labels], "embedding": emb,
-                "sample": {"labels": self.sample_labels.tolist(), "columns": sample}}
+                "sample": {"labels": self.sample_labels.tolist(), "columns": sample},
+                **({"roles": dict(self.roles)} if self.roles else {})}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: ``format`` and ``digest`` first, then the content."""
@@ -317,6 +327,10 @@ class Profile:
         modality = doc["modality"]
         if modality not in ("tabular", "image") or (modality == "image") != (embedding is not None):
             raise ValueError(f"bad modality {modality!r}")
+        roles = doc.get("roles", {})
+        if not isinstance(roles, dict) or not set(roles) <= {"label", "id_col", "source_col"}:
+            raise ValueError("'roles' must map label, id_col, source_col to column names")
         return cls(str(doc["name"]), modality, int(doc["n_rows"]), tuple(columns),
                    tuple((str(v), int(c)) for v, c in doc["labels"]), sample, sample_labels,
-                   int(doc["random_state"]), embedding)
+                   int(doc["random_state"]), embedding,
+                   tuple((k, str(roles[k])) for k in ("label", "id_col", "source_col") if k in roles))
