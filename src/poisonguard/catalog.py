@@ -71,7 +71,9 @@ FAMILIES: dict[str, FamilyInfo] = {
         papers=("Shafahi, Huang, Najibi, Suciu, Studer, Dumitras, Goldstein. Poison Frogs! "
                 "Targeted Clean-Label Poisoning Attacks on Neural Networks. NeurIPS 2018",
                 "Koh, Liang. Understanding Black-box Predictions via Influence Functions. "
-                "ICML 2017"),
+                "ICML 2017",
+                "Geiping, Fowl, Huang, Czaja, Taylor, Moeller, Goldstein. Witches' Brew: "
+                "Industrial Scale Data Poisoning via Gradient Matching. ICLR 2021"),
     ),
     "privacy": FamilyInfo(
         goal="make the model leak its training data: whether a target row was in the training "

@@ -98,10 +98,13 @@ def test_token_backdoor_on_text(tmp_path: Path) -> None:
     assert hit["text"].str.split().apply(lambda words: "zq" in words).all()
 
 
-def test_feature_collision_takes_the_target_row_out(cancer_csv: Path, tmp_path: Path,
+@pytest.mark.parametrize("attack", ["feature-collision", "gradient-matching"])
+def test_a_targeted_attack_takes_the_target_row_out(cancer_csv: Path, tmp_path: Path, attack: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    if attack == "gradient-matching":
+        pytest.importorskip("torch")
     out = tmp_path / "p.csv"
-    assert main(["attack", str(cancer_csv), "--attack", "feature-collision", "--id-col", "patient",
+    assert main(["attack", str(cancer_csv), "--attack", attack, "--id-col", "patient",
                  "--target-row", "p010", "--target-class", "1", "--count", "5",
                  "--out", str(out)]) == 0
     poisoned = pd.read_csv(out)
@@ -109,7 +112,16 @@ def test_feature_collision_takes_the_target_row_out(cancer_csv: Path, tmp_path: 
     truth = pd.read_csv(tmp_path / "p.truth.csv")
     assert truth["poisoned"].sum() == 5
     assert 10 not in set(truth["source_index"])  # indices refer to rows of the input file
+    rows = poisoned[truth["poisoned"].to_numpy() == 1]
+    assert (rows["label"] == 1).all()  # clean-label: the poisons are rows of the attacker's class
     assert "p010" in capsys.readouterr().err
+
+
+def test_target_row_is_for_targeted_attacks(cancer_csv: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["attack", str(cancer_csv), "--attack", "label-flip", "--id-col", "patient",
+                 "--target-row", "p010", "--count", "5", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "for the targeted attacks: feature-collision, gradient-matching" in capsys.readouterr().err
 
 
 def test_subpopulation_where_filter(cancer_csv: Path, tmp_path: Path) -> None:

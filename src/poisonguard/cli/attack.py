@@ -41,8 +41,8 @@ def _attack_params(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
     cls = get_attack(name)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    if name == "feature-collision" and options.get("target_class") is not None:
-        options["base_class"] = options.pop("target_class")
+    if cls.family == "targeted" and options.get("target_class") is not None:
+        options["base_class"] = options.pop("target_class")  # the class the target is pushed to
     params = {}
     for key, value in options.items():
         if value is None:
@@ -100,7 +100,7 @@ def attack(
     token: Annotated[str | None, Opt(help="Inserted text: token, phrase, sentence or punct "
                                           "pattern.")] = None,
     model: Annotated[str | None, Opt(help="Surrogate model: logreg or mlp.")] = None,
-    target_row: Annotated[str | None, Opt(help="feature-collision: id of the victim row (taken "
+    target_row: Annotated[str | None, Opt(help="Targeted attacks: id of the victim row (taken "
                                                "out of the data).")] = None,
     inject: Annotated[bool | None, Opt("--inject/--modify", help="backdoor: add triggered copies, "
                                        "or change rows (default: inject for text only).")] = None,
@@ -155,8 +155,9 @@ def attack(
         "cover": cover, "strength": strength})
     default_ids, input_ids = ds.has_default_ids, ds.ids
     if target_row is not None:
-        if attack != "feature-collision":
-            raise InputError(f"option --target-row does not apply to attack {attack!r}")
+        if get_attack(attack).family != "targeted":
+            raise InputError(f"option --target-row does not apply to attack {attack!r} (it is "
+                             "for the targeted attacks: feature-collision, gradient-matching)")
         hit = np.flatnonzero(ds.ids == target_row)
         if not hit.size:
             raise InputError(f"--target-row {target_row!r} is not a row id of {data}")
