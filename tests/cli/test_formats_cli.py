@@ -464,3 +464,26 @@ def test_a_parquet_folder_is_still_read_as_partitions(tmp_path: Path,
     (folder / "sub").mkdir()  # a subfolder beside Parquet files: still partitions, refused
     line = _refused(capsys, ["scan", str(folder), "--out", str(tmp_path / "s2"), *FAST], folder)
     assert "'sub', which is not a Parquet file" in line
+
+
+def test_every_command_that_reads_images_takes_image_size(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of mixed sizes is refused without --image-size and read with it by harden,
+    certify, redteam and the monitor, as by scan, attack and gate."""
+    from _formats_data import image_folder, png_bytes
+
+    folder = image_folder(tmp_path / "digits", n_rows=120)
+    (folder / "0" / "big.png").write_bytes(png_bytes(np.full((16, 16), 200, dtype=np.uint8)))
+    assert main(["harden", str(folder), "--out", str(tmp_path / "m")]) == 2
+    assert "--image-size" in capsys.readouterr().err
+    runs = [["harden", str(folder), "--defense", "dpa", "--param", "n_partitions=5",
+             "--out", str(tmp_path / "dpa")],
+            ["certify", str(tmp_path / "dpa"), str(folder), "--out", str(tmp_path / "cert")],
+            ["redteam", str(folder), "--attacks", "label-flip", "--budgets", "0.05",
+             "--out", str(tmp_path / "rt")],
+            ["monitor", "init", str(folder), "--out", str(tmp_path / "p.json")],
+            ["monitor", "check", str(tmp_path / "p.json"), str(folder), "--no-history",
+             "--out", str(tmp_path / "drift")]]
+    for argv in runs:
+        assert main([*argv, "--image-size", "8"]) == 0, (argv, capsys.readouterr().err)
+    assert (tmp_path / "cert" / "certificates.csv").exists()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, image_size_option, load_data
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -65,13 +65,14 @@ def harden(
     id_col: Annotated[str | None, Opt(help="Row id column.")] = None,
     source_col: Annotated[str | None, Opt(help="Source column.")] = None,
     seed: Annotated[int, Opt(help="Random seed.", min=0, max=SEED_MAX)] = 0,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Train a defended model on DATA and write it (no pickle).
 
     Example: poisonguard harden bc-flipped.csv --defense robust-linear --param loss=sce --out model-sce
     """
     model = make_defense(defense, param or [])
-    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col, image_size=image_size)
     check_model_out(out)
     fit_and_save(model, ds, out, label=label, seed=seed, title=f"harden: {ds.name}")
 
@@ -151,6 +152,7 @@ def certify(
                                                  "curve.png.")],
     id_col: Annotated[str | None, Opt(help="Row id column of TEST.")] = None,
     source_col: Annotated[str | None, Opt(help="Source column of TEST.")] = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Certify a partition ensemble on TEST: per row, how many poisoned training rows it
     provably tolerates; certified accuracy against that number.
@@ -169,7 +171,7 @@ def certify(
         raise InputError(f"{model_dir}: a {spec['defense']} model has no certificate; "
                          "harden with --defense dpa or fa")
     label = str(spec.get("trained_on", {}).get("label", "label"))
-    ds = load_data(test, label=label, id_col=id_col, source_col=source_col)
+    ds = load_data(test, label=label, id_col=id_col, source_col=source_col, image_size=image_size)
     paths = [out / "certificates.csv", out / "curve.csv", out / "curve.png"]
     for path in paths:
         io.check_output(path, "--out")

@@ -29,6 +29,7 @@ from poisonguard.cli._common import (
     app,
     echo_table,
     engine_option,
+    image_size_option,
     load_data,
     scheduler_option,
 )
@@ -59,8 +60,9 @@ IdOpt = Annotated[str | None, Opt(help="Row id column.")]
 SourceOpt = Annotated[str | None, Opt(help="Source / contributor column.")]
 
 
-def _load(data: str, label: str, id_col: str | None, source_col: str | None) -> Dataset:
-    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+def _load(data: str, label: str, id_col: str | None, source_col: str | None,
+          image_size: str | None = None) -> Dataset:
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col, image_size=image_size)
     return ds if ds.name == data else ds.replace(name=data)  # errors then name the file as given
 
 
@@ -84,6 +86,7 @@ def monitor_init(
     label: LabelOpt = "label",
     id_col: IdOpt = None,
     source_col: SourceOpt = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
     seed: Annotated[int, Opt(help="Random seed (the reference sample, image embedding).", min=0,
                              max=SEED_MAX)] = 0,
     sample_size: Annotated[int, Opt(help="Reference rows kept for the KS tests, the domain "
@@ -97,7 +100,7 @@ def monitor_init(
 
     if out.is_dir():
         raise InputError(f"--out {out}: is a directory, expected a profile file to write")
-    ds = _load(reference, label, id_col, source_col)
+    ds = _load(reference, label, id_col, source_col, image_size)
     profile = Profile.fit(ds, random_state=seed, sample_size=sample_size)
     profile.to_json(out)
     numeric = sum(c.kind == "numeric" for c in profile.columns)
@@ -131,6 +134,7 @@ def monitor_check(
     label: BatchLabelOpt = None,
     id_col: BatchIdOpt = None,
     source_col: BatchSourceOpt = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
     alpha: Annotated[float, Opt(help="Level of the adjusted p-values.")] = 0.01,
     correction: Annotated[str, Opt(help="Multiple-testing correction: bh or holm.")] = "bh",
     ks_gate: Annotated[float, Opt(help="Smallest KS statistic that alarms.")] = 0.1,
@@ -161,7 +165,7 @@ def monitor_check(
     try:
         profile = Profile.read(profile_path)
         label, id_col, source_col = _roles(profile, label, id_col, source_col)
-        ds = _load(batch, label, id_col, source_col) if runner.name == "local" else None
+        ds = _load(batch, label, id_col, source_col, image_size) if runner.name == "local" else None
         history = None if no_history else History(db)
         if history is not None:
             history.check_store()  # a bad --db fails here, before any output is written
@@ -201,6 +205,7 @@ def monitor_canary(
     label: BatchLabelOpt = None,
     id_col: BatchIdOpt = None,
     source_col: BatchSourceOpt = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
     seed: Annotated[int, Opt(help="Random seed of the model.", min=0, max=SEED_MAX)] = 0,
     fail_on_alert: Annotated[bool, Opt("--fail-on-alert", help="Exit 1 on an alert.")] = False,
 ) -> None:
@@ -212,7 +217,7 @@ def monitor_canary(
 
     profile = Profile.read(profile_path)
     label, id_col, source_col = _roles(profile, label, id_col, source_col)
-    ds = _load(batch, label, id_col, source_col)
+    ds = _load(batch, label, id_col, source_col, image_size)
     history = None if no_history else History(db)
     previous = [] if history is None else [
         float(r.accuracy) for r in history.rows(kind="canary", profile=profile.digest)

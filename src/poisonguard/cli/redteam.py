@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from poisonguard.cli._common import SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import SEED_MAX, app, echo_table, image_size_option, load_data
 from poisonguard.errors import InputError
 
 __all__ = ["redteam"]
@@ -33,6 +33,7 @@ def redteam(
                                                      "(see `poisonguard defenses`).")] = None,
     param: Annotated[list[str] | None, typer.Option(help="A defence parameter, KEY=VALUE "
                                                          "(repeatable).")] = None,
+    image_size: Annotated[str | None, image_size_option()] = None,
 ) -> None:
     """Red-team a dataset: poison the training split with each attack, retrain, measure.
 
@@ -44,7 +45,7 @@ def redteam(
         fractions = tuple(float(b) for b in budgets.split(","))
     except ValueError:
         raise InputError(f"--budgets must be comma-separated fractions (got {budgets!r})") from None
-    ds = load_data(data, label=label, id_col=id_col, source_col=source_col)
+    ds = load_data(data, label=label, id_col=id_col, source_col=source_col, image_size=image_size)
     if len(ds.classes) < 2:
         raise InputError(f"{data}: one class ({ds.classes[0]!r}) in {ds.n_rows} rows; a red team "
                          f"needs at least 2 (is --label {label!r} the label column?)")
