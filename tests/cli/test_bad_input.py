@@ -275,7 +275,8 @@ def test_option_that_does_not_apply(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_target_row_for_another_attack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = _run(tmp_path, capsys, _csv(GOOD), "--target-row", "3")
-    assert res.line == "error: option --target-row does not apply to attack 'label-flip'"
+    assert res.line == ("error: option --target-row does not apply to attack 'label-flip' (it is "
+                        "for the targeted attacks: feature-collision, gradient-matching)")
 
 
 def test_budget_larger_than_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
