@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from poisonguard.dataset import Dataset
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INPUT", "EXIT_INTEGRITY", "SEED_MAX", "app", "engine_option",
-           "fail", "fail_integrity", "image_size_option", "load_data", "run_app",
+           "fail", "fail_integrity", "image_size_option", "key_value", "load_data", "run_app",
            "scheduler_option"]
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_INTEGRITY = 1, 2, 3
@@ -179,6 +179,22 @@ def console(*, stderr: bool = False) -> Any:
         return Console(stderr=stderr)
     width = os.environ.get("COLUMNS", "")
     return Console(stderr=stderr, width=int(width) if width.isdigit() and int(width) >= 40 else 160)
+
+
+def key_value(pair: str, expected: str = "KEY=VALUE") -> tuple[str, Any]:
+    """One ``--param KEY=VALUE``: the key, and the value read as JSON (a list as a tuple), else
+    as text; a one-line :class:`InputError` saying ``expected`` otherwise."""
+    import json
+
+    key, sep, text = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InputError(f"--param {pair!r}: expected {expected}")
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return key, tuple(value) if isinstance(value, list) else value
 
 
 def engine_option(where: str) -> Any:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, load_data
+from poisonguard.cli._common import EXIT_FINDINGS, SEED_MAX, app, echo_table, key_value, load_data
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -107,10 +107,7 @@ def _audit_params(names: list[str], pairs: list[str]) -> dict[str, dict[str, Any
                     if p != "self"] for n in names}
     out: dict[str, dict[str, Any]] = {n: {} for n in names}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param {pair!r}: expected KEY=VALUE or AUDIT.KEY=VALUE")
+        key, value = key_value(pair, "KEY=VALUE or AUDIT.KEY=VALUE")
         target, _, name = key.rpartition(".")
         if target and target not in names:
             raise InputError(f"--param {key}: {target!r} is not among the audits run "
@@ -120,12 +117,8 @@ def _audit_params(names: list[str], pairs: list[str]) -> dict[str, dict[str, Any
             known = "; ".join(f"{n}: {', '.join(accepted[n])}" for n in ([target] if target else names))
             raise InputError(f"--param {key}: not a parameter of {target or ' or '.join(names)} "
                              f"(known: {known})")
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
         for n in takers:
-            out[n][name] = tuple(value) if isinstance(value, list) else value
+            out[n][name] = value
     return out
 
 

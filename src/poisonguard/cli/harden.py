@@ -10,13 +10,19 @@ the number of inserted / removed and of changed training rows it provably surviv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from poisonguard.cli._common import SEED_MAX, app, echo_table, image_size_option, load_data
+from poisonguard.cli._common import (
+    SEED_MAX,
+    app,
+    echo_table,
+    image_size_option,
+    key_value,
+    load_data,
+)
 from poisonguard.errors import InputError
 
 if TYPE_CHECKING:
@@ -33,20 +39,11 @@ def _parse_params(pairs: list[str], defense: str) -> dict[str, Any]:
     known = DEFENSES[defense]().get_params(deep=False)
     out: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
+        key, value = key_value(pair)
         if key not in known or key in ("estimator", "n_jobs"):
             allowed = sorted(k for k in known if k not in ("estimator", "n_jobs"))
             raise InputError(f"--param {key}: not a parameter of {defense} "
                              f"(known: {', '.join(allowed)})")
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        if isinstance(value, list):
-            value = tuple(value)
         out[key] = value
     return out
 
